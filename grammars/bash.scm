@@ -1,0 +1,4 @@
+; Bash definitions: `foo() { ... }` and `function foo { ... }`.
+
+(function_definition
+  name: (word) @name) @definition.function

@@ -1,0 +1,3 @@
+from localpilot.cli import main
+
+raise SystemExit(main())

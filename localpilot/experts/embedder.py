@@ -1,0 +1,122 @@
+"""Embedders: one small interface, a real sentence-transformers backend and a fake for logic tests."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(ABC):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    #: Stable identity of the vector space; part of the index's identity.
+    name: str
+    dim: int
+    #: Longest input (in tokens, special tokens included) the model reads; the rest is cut off.
+    max_tokens: int
+
+    @abstractmethod
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an array of shape (len(texts), dim), rows L2-normalised."""
+
+    @abstractmethod
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text as the model counts them, without special tokens."""
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A local sentence-transformers model directory, loaded on first use."""
+
+    def __init__(self, model_dir: str, name: str, device: str = "auto", batch_size: int = 32) -> None:
+        self.model_dir = model_dir
+        self.name = name
+        self.device = device
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load()
+        return self._model
+
+    def _load(self) -> Any:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.utils.logging.disable_progress_bar()
+
+        device = self.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        log.info("loading embedder %s from %s on %s", self.name, self.model_dir, device)
+        return SentenceTransformer(self.model_dir, device=device, local_files_only=True)
+
+    @property
+    def dim(self) -> int:  # type: ignore[override]
+        return int(self.model.get_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:  # type: ignore[override]
+        return int(self.model.max_seq_length)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False,
+                                       return_attention_mask=False, return_token_type_ids=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+
+_WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
+
+
+class HashEmbedder(Embedder):
+    """Fake for logic tests: bag of hashed word pieces. Deterministic, instant, no model files."""
+
+    def __init__(self, dim: int = 64, max_tokens: int = 256, name: str = "fake-hash") -> None:
+        self.dim = dim
+        self.max_tokens = max_tokens
+        self.name = name
+        self.calls: list[int] = []  # batch sizes seen, for tests counting re-embeds
+
+    def _pieces(self, text: str) -> list[str]:
+        return [w.lower() for w in _WORD.findall(text)]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for piece in self._pieces(text)[: self.max_tokens]:
+                digest = hashlib.blake2b(piece.encode(), digest_size=4).digest()
+                out[row, int.from_bytes(digest, "little") % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1.0, norms)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self._pieces(t)) for t in texts]

@@ -1,0 +1,1 @@
+"""The indexing pipeline: walk git, filter, chunk, embed, store."""

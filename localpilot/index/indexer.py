@@ -1,0 +1,234 @@
+"""Incremental indexing: walk, filter, chunk, embed (cached by content hash), store, record.
+
+Crash safety: each batch writes its chunks to the store first, deletes the files' stale chunks, and only
+then commits the files' manifest rows. A kill at any point leaves files either recorded (and fully stored)
+or unrecorded (and redone next run, with upserts of deterministic ids, so nothing is duplicated).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from localpilot.config import Settings
+from localpilot.experts.embedder import Embedder
+from localpilot.index import filters
+from localpilot.index.chunker import chunk_file
+from localpilot.index.languages import detect_language
+from localpilot.index.state import FileRecord, IndexState
+from localpilot.index.walker import head_commit, list_files
+from localpilot.store import Metadata, Store
+from localpilot.types import Chunk, IndexStats, Progress
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+BATCH_CHUNKS = 256
+BATCH_FILES = 200
+
+
+@dataclass
+class _Prepared:
+    record: FileRecord
+    chunks: list[Chunk] = field(default_factory=list)
+    touches_store: bool = True  # False when only the mtime changed
+
+
+class Indexer:
+    """Brings one repo's index up to date with its work tree."""
+
+    def __init__(self, root: Path, settings: Settings, embedder: Embedder, store: Store,
+                 state: IndexState) -> None:
+        self.root, self.settings, self.embedder, self.store, self.state = root, settings, embedder, store, state
+
+    def run(self, on_progress: ProgressCallback | None = None) -> IndexStats:
+        started = time.monotonic()
+        stats = IndexStats()
+        known = self._known()
+        paths = list_files(self.root)
+        stats.files_seen = len(paths)
+        todo: list[tuple[str, os.stat_result | None, str | None]] = []
+        present: set[str] = set()
+        for path in paths:
+            st, reason = self._precheck(path)
+            if st is None and reason is None:
+                continue  # listed by git but deleted from the work tree
+            present.add(path)
+            old = known.get(path)
+            if reason is None and old and st and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                self._count_unchanged(old, stats)
+            else:
+                todo.append((path, st, reason))
+        done = 0
+        for batch in self._batches(todo, known):
+            self._write(batch, stats)
+            done += len(batch)
+            if on_progress:
+                on_progress(Progress(len(todo), done, stats.chunks_written, stats.chunks_embedded,
+                                     batch[-1].record.path))
+        self._remove(sorted(set(known) - present), stats)
+        stats.seconds = time.monotonic() - started
+        self.state.set_meta(last_commit=head_commit(self.root), last_indexed=time.time(),
+                            embedder=self.embedder.name, last_stats=stats.summary())
+        return stats
+
+    def _known(self) -> dict[str, FileRecord]:
+        known = self.state.files()
+        if self.store.count() == 0 and any(r.chunks for r in known.values()):
+            log.warning("the vector store is empty but the manifest is not: rebuilding the index")
+            self.state.commit_files([], removed=list(known))
+            return {}
+        return known
+
+    @staticmethod
+    def _count_unchanged(old: FileRecord, stats: IndexStats) -> None:
+        if old.status == "skipped":
+            stats.files_skipped += 1
+            stats.skipped[old.path] = old.reason
+        else:
+            stats.files_unchanged += 1
+
+    def _precheck(self, path: str) -> tuple[os.stat_result | None, str | None]:
+        """Checks that need no reading: name, type, size."""
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            return None, "file name is not valid UTF-8"
+        reason = filters.name_reason(path, self.settings.exclude)
+        try:
+            st = os.lstat(self.root / path)
+        except FileNotFoundError:
+            return None, None
+        if reason:
+            return st, reason
+        if stat.S_ISLNK(st.st_mode):
+            return st, "symlink (not followed)"
+        if not stat.S_ISREG(st.st_mode):
+            return st, "not a regular file (submodule or special file)"
+        if st.st_size == 0:
+            return st, "empty"
+        if st.st_size > self.settings.max_file_bytes:
+            return st, f"too large ({st.st_size} bytes > max_file_bytes {self.settings.max_file_bytes})"
+        return st, None
+
+    def _batches(self, todo: list[tuple[str, os.stat_result | None, str | None]],
+                 known: dict[str, FileRecord]) -> Iterator[list[_Prepared]]:
+        batch: list[_Prepared] = []
+        chunks = 0
+        for path, st, reason in todo:
+            prepared = self._prepare(path, st, reason, known.get(path))
+            batch.append(prepared)
+            chunks += len(prepared.chunks)
+            if chunks >= BATCH_CHUNKS or len(batch) >= BATCH_FILES:
+                yield batch
+                batch, chunks = [], 0
+        if batch:
+            yield batch
+
+    def _prepare(self, path: str, st: os.stat_result | None, reason: str | None,
+                 old: FileRecord | None) -> _Prepared:
+        size, mtime = (st.st_size, st.st_mtime_ns) if st else (0, 0)
+        if reason:
+            return _Prepared(FileRecord(path, size, mtime, "", "skipped", reason))
+        try:
+            data = (self.root / path).read_bytes()
+        except OSError as exc:
+            return _Prepared(FileRecord(path, size, mtime, "", "skipped", f"unreadable: {exc.strerror}"))
+        digest = hashlib.sha256(data).hexdigest()
+        if old and old.sha256 == digest and old.status == "indexed":
+            return _Prepared(FileRecord(path, size, mtime, digest, old.status, old.reason, old.language,
+                                        old.chunks), touches_store=False)
+        record, chunks = self._chunk(path, data)
+        return _Prepared(FileRecord(path, size, mtime, digest, *record), chunks)
+
+    def _chunk(self, path: str, data: bytes) -> tuple[tuple[str, str, str, int], list[Chunk]]:
+        """((status, reason, language, n_chunks), chunks) for one file's bytes."""
+        language = detect_language(path)
+        reason = filters.bytes_reason(data)
+        text = None if reason else filters.decode(data)
+        if text is None and reason is None:
+            reason = "not UTF-8 text"
+        reason = reason or filters.text_reason(text or "", language)
+        if reason:
+            return ("skipped", reason, language, 0), []
+        text, redacted = filters.redact_secrets(text or "")
+        if redacted:
+            log.info("redacted %d secret-looking strings in %s", redacted, path)
+        chunks = chunk_file(path, text, language, self.embedder.count_tokens, self._budget(path))
+        if not chunks:
+            return ("skipped", "no indexable content", language, 0), []
+        return ("indexed", "", language, len(chunks)), chunks
+
+    def _budget(self, path: str) -> int:
+        """Body tokens per chunk: the model's limit minus [CLS]/[SEP] and the path/symbol header."""
+        limit = self.embedder.max_tokens - 2
+        head = self.embedder.count_tokens([path])[0] + 12
+        return max(limit - min(head, limit // 3), 16)
+
+    def _write(self, batch: list[_Prepared], stats: IndexStats) -> None:
+        touched = [p for p in batch if p.touches_store]
+        chunks = {c.chunk_id: c for p in touched for c in p.chunks}
+        existing = self.store.ids_by_path([p.record.path for p in touched]) if touched else {}
+        old_ids = set().union(*existing.values()) if existing else set()
+        new = [c for cid, c in chunks.items() if cid not in old_ids]
+        if new:
+            vectors = self._vectors(new, stats)
+            self.store.upsert([c.chunk_id for c in new], vectors, [c.text for c in new],
+                              [_metadata(c) for c in new])
+        stale = sorted(old_ids - set(chunks))
+        if stale:
+            self.store.delete(stale)
+        self.state.commit_files([p.record for p in batch])
+        for p in batch:
+            self._tally(p, stats)
+        stats.chunks_written += len(new)
+        stats.chunks_deleted += len(stale)
+
+    def _vectors(self, chunks: list[Chunk], stats: IndexStats) -> np.ndarray:
+        """Embeddings for ``chunks``: from the content-hash cache, embedding only what is missing."""
+        hashes = [c.content_hash for c in chunks]
+        cached = self.state.cached_vectors(sorted(set(hashes)))
+        todo = {c.content_hash: c for c in chunks if c.content_hash not in cached}
+        if todo:
+            fresh = self.embedder.embed([c.embed_text() for c in todo.values()])
+            made = dict(zip(todo, fresh, strict=True))
+            self.state.cache_vectors(made)
+            cached.update(made)
+        stats.chunks_embedded += len(todo)
+        stats.chunks_reused += len(chunks) - len(todo)
+        stats.chunks_truncated += sum(c.truncated for c in chunks)
+        return np.stack([cached[h] for h in hashes]).astype(np.float32)
+
+    @staticmethod
+    def _tally(p: _Prepared, stats: IndexStats) -> None:
+        if p.record.status == "skipped":
+            stats.files_skipped += 1
+            stats.skipped[p.record.path] = p.record.reason
+        elif p.touches_store:
+            stats.files_indexed += 1
+        else:
+            stats.files_unchanged += 1
+
+    def _remove(self, paths: list[str], stats: IndexStats) -> None:
+        """Forget files that are gone from the work tree or now ignored."""
+        if not paths:
+            return
+        stale = sorted(set().union(*self.store.ids_by_path(paths).values()) or set())
+        if stale:
+            self.store.delete(stale)
+        self.state.commit_files([], removed=paths)
+        stats.files_removed += len(paths)
+        stats.chunks_deleted += len(stale)
+
+
+def _metadata(c: Chunk) -> Metadata:
+    return {"path": c.path, "start_line": c.start_line, "end_line": c.end_line, "language": c.language,
+            "symbol": c.symbol, "kind": c.kind, "hash": c.content_hash, "truncated": c.truncated}

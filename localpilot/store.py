@@ -1,0 +1,147 @@
+"""Vector stores: one small interface, Chroma for real, an in-memory fake for logic tests.
+
+Nothing outside this module imports chromadb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from localpilot.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+Metadata = dict[str, str | int | float | bool]
+
+
+@dataclass(frozen=True)
+class StoredHit:
+    id: str
+    score: float  # cosine similarity, higher is better
+    document: str
+    metadata: Metadata
+
+
+class Store(ABC):
+    """A collection of embedded chunks for one repo and one embedding model."""
+
+    @abstractmethod
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
+               metadatas: Sequence[Metadata]) -> None: ...
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def ids_by_path(self, paths: Sequence[str]) -> dict[str, set[str]]:
+        """Stored chunk ids for each of ``paths`` (paths with none are absent)."""
+
+    @abstractmethod
+    def query(self, embedding: np.ndarray, k: int) -> list[StoredHit]: ...
+
+    @abstractmethod
+    def count(self) -> int: ...
+
+
+def collection_name(model_name: str) -> str:
+    """Chroma-safe (3-63 chars, [a-z0-9_-]) and unique per embedding model."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-")[:40] or "model"
+    digest = hashlib.sha1(model_name.encode()).hexdigest()[:8]
+    return f"lp-{slug}-{digest}"
+
+
+class ChromaStore(Store):
+    """Chroma PersistentClient at ``path`` (telemetry off; embeddings always supplied by localpilot)."""
+
+    def __init__(self, path: Path, model_name: str) -> None:
+        try:
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
+
+            path.mkdir(parents=True, exist_ok=True)
+            self._client = chromadb.PersistentClient(
+                path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+            )
+            self._col = self._client.get_or_create_collection(
+                collection_name(model_name), embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}}, metadata={"embedder": model_name},
+            )
+            self._batch = int(self._client.get_max_batch_size())
+        except Exception as exc:  # chromadb raises many types; translate at the edge
+            raise StoreError(f"cannot open the index at {path}: {exc}. Delete that directory to rebuild.") from exc
+
+    def _batches(self, n: int) -> Iterable[slice]:
+        for start in range(0, n, self._batch):
+            yield slice(start, start + self._batch)
+
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
+               metadatas: Sequence[Metadata]) -> None:
+        for s in self._batches(len(ids)):
+            self._col.upsert(ids=list(ids[s]), embeddings=embeddings[s], documents=list(documents[s]),
+                             metadatas=list(metadatas[s]))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for s in self._batches(len(ids)):
+            self._col.delete(ids=list(ids[s]))
+
+    def ids_by_path(self, paths: Sequence[str]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for s in self._batches(len(paths)):
+            got = self._col.get(where={"path": {"$in": list(paths[s])}}, include=["metadatas"])
+            for id_, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
+                out.setdefault(str(meta["path"]), set()).add(id_)
+        return out
+
+    def query(self, embedding: np.ndarray, k: int) -> list[StoredHit]:
+        n = self.count()
+        if n == 0 or k <= 0:
+            return []
+        res = self._col.query(query_embeddings=embedding.reshape(1, -1), n_results=min(k, n),
+                              include=["documents", "metadatas", "distances"])
+        return [
+            StoredHit(id=i, score=1.0 - float(d), document=doc or "", metadata=dict(m or {}))
+            for i, d, doc, m in zip(res["ids"][0], res["distances"][0], res["documents"][0],
+                                    res["metadatas"][0], strict=True)
+        ]
+
+    def count(self) -> int:
+        return int(self._col.count())
+
+
+class MemoryStore(Store):
+    """Fake for logic tests: brute-force cosine over a dict."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, tuple[np.ndarray, str, Metadata]] = {}
+
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
+               metadatas: Sequence[Metadata]) -> None:
+        for i, e, d, m in zip(ids, embeddings, documents, metadatas, strict=True):
+            self.rows[i] = (np.asarray(e, dtype=np.float32), d, dict(m))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for i in ids:
+            self.rows.pop(i, None)
+
+    def ids_by_path(self, paths: Sequence[str]) -> dict[str, set[str]]:
+        wanted = set(paths)
+        out: dict[str, set[str]] = {}
+        for i, (_, _, m) in self.rows.items():
+            if m["path"] in wanted:
+                out.setdefault(str(m["path"]), set()).add(i)
+        return out
+
+    def query(self, embedding: np.ndarray, k: int) -> list[StoredHit]:
+        scored = sorted(((float(np.dot(e, embedding)), i) for i, (e, _, _) in self.rows.items()), reverse=True)
+        return [StoredHit(i, s, self.rows[i][1], self.rows[i][2]) for s, i in scored[:k]]
+
+    def count(self) -> int:
+        return len(self.rows)
