@@ -1,0 +1,103 @@
+"""Shared fixtures: isolated user dirs, real tmp git repos, the real MiniLM embedder loaded once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from localpilot.config import Settings, load_settings
+from localpilot.experts.embedder import SentenceTransformerEmbedder
+from localpilot.experts.registry import resolve_embedder
+from localpilot.service import Assistant
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No test reads or writes the real user's config, cache or data dirs, or inherits LOCALPILOT_* vars."""
+    home = tmp_path_factory.mktemp("home")
+    for var in list(os.environ):
+        if var.startswith("LOCALPILOT_"):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    return home
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                          check=True, capture_output=True, text=True).stdout
+
+
+class Repo:
+    """A real git repository in a tmp dir."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        git(root, "init", "-q", "-b", "main")
+
+    def write(self, rel: str, content: str | bytes) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+        return path
+
+    def commit(self, message: str = "c") -> None:
+        git(self.root, "add", "-A")
+        git(self.root, "commit", "-q", "-m", message, "--allow-empty")
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., Repo]:
+    counter = iter(range(1000))
+
+    def make(files: dict[str, str | bytes] | None = None, commit: bool = True) -> Repo:
+        repo = Repo(tmp_path / f"repo{next(counter)}")
+        for rel, content in (files or {}).items():
+            repo.write(rel, content)
+        if commit and files:
+            repo.commit()
+        return repo
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def minilm() -> SentenceTransformerEmbedder:
+    """The real default embedder, loaded once for the whole session."""
+    spec = resolve_embedder("minilm")
+    embedder = SentenceTransformerEmbedder(str(spec.path), spec.name, device="cpu")
+    embedder.model  # noqa: B018 - load now, not inside the first test's timing
+    return embedder
+
+
+@pytest.fixture
+def settings(isolated_env: Path) -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def assistant_for(minilm: SentenceTransformerEmbedder) -> Iterator[Callable[[Repo], Assistant]]:
+    """A real Assistant (MiniLM + Chroma on disk) for a repo, closed at teardown."""
+    made: list[Assistant] = []
+
+    def build(repo: Repo, **overrides: object) -> Assistant:
+        a = Assistant(repo.root, load_settings(repo.root, **overrides), embedder=minilm)
+        made.append(a)
+        return a
+
+    yield build
+    for a in made:
+        a.close()

@@ -1,0 +1,145 @@
+"""Chunking with the real grammars and the real MiniLM tokenizer."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from localpilot.experts.embedder import SentenceTransformerEmbedder
+from localpilot.index.chunker import chunk_file
+from localpilot.index.languages import detect_language, has_grammar
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+POLYGLOT = Path(__file__).parent / "fixtures" / "polyglot"
+EXPECTED: dict[str, list[str]] = tomllib.loads((POLYGLOT / "expected.toml").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_language_yields_its_qualified_symbols(name: str, minilm: SentenceTransformerEmbedder) -> None:
+    language = detect_language(name)
+    assert has_grammar(language), f"{name} should map to a grammar, got {language}"
+    text = (POLYGLOT / name).read_text()
+    # A small budget forces big containers into header + members, so every member gets its own chunk.
+    chunks = chunk_file(name, text, language, minilm.count_tokens, budget=40)
+    symbols = {c.symbol for c in chunks}
+    missing = [s for s in EXPECTED[name] if s not in symbols and not _inside_chunk(s, chunks)]
+    assert not missing, f"{name}: symbols not found {missing}; got {sorted(symbols)}"
+
+
+def _inside_chunk(symbol: str, chunks: list) -> bool:
+    """A nested definition that fits inside its parent's single chunk is covered by that chunk."""
+    return any(symbol.startswith(c.symbol + ".") and c.kind != "header" for c in chunks if c.symbol)
+
+
+def test_chunks_are_exact_line_spans(minilm: SentenceTransformerEmbedder) -> None:
+    for path in sorted(POLYGLOT.iterdir()):
+        text = path.read_text()
+        lines = text.split("\n")
+        for c in chunk_file(path.name, text, detect_language(path.name), minilm.count_tokens, budget=40):
+            assert 1 <= c.start_line <= c.end_line <= len(lines)
+            if c.kind != "header":
+                assert c.text == "\n".join(lines[c.start_line - 1 : c.end_line]), (path.name, c)
+
+
+BIG_CLASS = '''\
+import os
+
+TIMEOUT = 30
+
+
+class Client:
+    """Sends requests with retries."""
+
+    retries = 3
+
+{methods}
+
+def helper():
+    return os.getcwd()
+'''
+METHOD = '''\
+    def method_{i}(self, value):
+        """Compute number {i} from the given value and the configured retries."""
+        total = value * {i} + self.retries
+        for attempt in range(self.retries):
+            total += attempt * {i}
+        return total
+'''
+
+
+def test_big_class_becomes_header_plus_members(minilm: SentenceTransformerEmbedder) -> None:
+    text = BIG_CLASS.format(methods="\n".join(METHOD.format(i=i) for i in range(12)))
+    chunks = chunk_file("client.py", text, "python", minilm.count_tokens, budget=200)
+    by_symbol = {c.symbol: c for c in chunks}
+    header = by_symbol["Client"]
+    assert header.kind == "header"
+    assert "class Client:" in header.text and "def method_0(self, value):" in header.text
+    assert all(f"Client.method_{i}" in by_symbol for i in range(12))
+    assert by_symbol["helper"].kind == "function"
+    assert any(c.kind == "code" and "TIMEOUT = 30" in c.text for c in chunks), "top-level code is chunked"
+    for c in chunks:
+        assert c.truncated or minilm.count_tokens([c.text])[0] <= 200
+
+
+def test_oversized_function_is_split_and_huge_line_is_flagged(minilm: SentenceTransformerEmbedder) -> None:
+    body = "\n".join(f"    x{i} = compute_value({i}, name='item_{i}')" for i in range(200))
+    text = f"def long_one():\n{body}\n    return x0\n\nBLOB = '{'word ' * 2000}'\n"
+    chunks = chunk_file("long.py", text, "python", minilm.count_tokens, budget=120)
+    parts = [c for c in chunks if c.symbol == "long_one"]
+    assert len(parts) > 5
+    assert parts[0].start_line == 1 and parts[-1].end_line == 202
+    assert all(minilm.count_tokens([c.text])[0] <= 120 for c in parts)
+    blob = [c for c in chunks if "BLOB" in c.text]
+    assert blob and blob[0].truncated, "a single line over the token limit is marked, not silently cut"
+
+
+def test_syntax_errors_still_index_what_parses(minilm: SentenceTransformerEmbedder) -> None:
+    text = "def good(a, b):\n    return a + b\n\n\ndef broken(:\n    pass ((\n\n\nclass Fine:\n    x = 1\n"
+    chunks = chunk_file("bad.py", text, "python", minilm.count_tokens, budget=200)
+    symbols = {c.symbol for c in chunks}
+    assert "good" in symbols and "Fine" in symbols
+    assert "\n".join(c.text for c in chunks).count("broken") == 1, "the unparsable part is still indexed as code"
+
+
+def test_markdown_chunks_by_heading(minilm: SentenceTransformerEmbedder) -> None:
+    text = "# Title\n\nIntro.\n\n## Install\n\nRun it.\n\n```sh\n# not a heading\n```\n\n## Usage\n\nUse it.\n"
+    chunks = chunk_file("README.md", text, "markdown", minilm.count_tokens, budget=200)
+    assert [c.symbol for c in chunks] == ["Title", "Install", "Usage"]
+    assert chunks[1].start_line == 5 and "# not a heading" in chunks[1].text
+
+
+def test_plain_text_packs_paragraphs(minilm: SentenceTransformerEmbedder) -> None:
+    paragraphs = [" ".join(f"word{i}x{j}" for j in range(30)) for i in range(20)]
+    text = "\n\n".join(paragraphs) + "\n"
+    chunks = chunk_file("notes.txt", text, "text", minilm.count_tokens, budget=150)
+    assert len(chunks) > 3
+    assert all(not c.text.startswith("\n") and not c.text.endswith("\n") for c in chunks)
+    covered = {line for c in chunks for line in range(c.start_line, c.end_line + 1)}
+    assert all(2 * i + 1 in covered for i in range(20)), "every paragraph line is in some chunk"
+
+
+def test_embed_text_carries_path_and_symbol() -> None:
+    from localpilot.types import Chunk
+
+    c = Chunk("src/http/client.py", 10, 20, "python", "Client.send", "function", "def send(self): ...")
+    assert c.embed_text().startswith("src/http/client.py Client.send\n")
+    moved = Chunk("lib/client.py", 1, 11, "python", "Client.send", "function", "def send(self): ...")
+    assert moved.content_hash == c.content_hash and moved.chunk_id != c.chunk_id
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_grammar_query_compiles_and_sample_parses_cleanly(name: str) -> None:
+    from tree_sitter import Parser
+
+    from localpilot.index.languages import grammar
+
+    g = grammar(detect_language(name))
+    tree = Parser(g.language).parse((POLYGLOT / name).read_bytes())
+    assert not tree.root_node.has_error, f"{name} should be a valid sample"
+    assert g.query.pattern_count > 0

@@ -1,0 +1,46 @@
+"""The dependency rule, checked by parsing imports (as httpx keeps its surface honest)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parent.parent / "localpilot"
+HEAVY = {"torch": "experts", "sentence_transformers": "experts", "llama_cpp": "experts",
+         "transformers": "experts", "chromadb": "store", "textual": "tui"}
+LAYER = {"config": 0, "errors": 0, "types": 0, "resources": 0, "experts": 1, "store": 1, "index": 2,
+         "retrieve": 2, "answer": 2, "router": 2, "service": 3, "cli": 4, "tui": 4, "editor": 4, "githook": 4,
+         "__init__": 0, "__main__": 4}
+
+
+def _imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
+
+
+def _unit(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    return rel.parts[0].removesuffix(".py")
+
+
+def test_heavy_libraries_stay_in_their_module() -> None:
+    for path in PKG.rglob("*.py"):
+        for mod in _imports(path):
+            owner = HEAVY.get(mod.split(".")[0])
+            assert owner is None or _unit(path) == owner, f"{path.relative_to(PKG)} imports {mod}"
+
+
+def test_layers_import_only_downward() -> None:
+    for path in PKG.rglob("*.py"):
+        unit = _unit(path)
+        for mod in _imports(path):
+            if not mod.startswith("localpilot."):
+                continue
+            target = mod.split(".")[1]
+            ok = LAYER[target] < LAYER[unit] or target == unit or LAYER[target] == LAYER[unit] == 0
+            assert ok, f"{unit} must not import {mod}"
