@@ -10,7 +10,7 @@ HEAVY = {"torch": "experts", "sentence_transformers": "experts", "llama_cpp": "e
          "transformers": "experts", "chromadb": "store", "textual": "tui"}
 LAYER = {"config": 0, "errors": 0, "types": 0, "resources": 0, "experts": 1, "store": 1, "index": 2,
          "retrieve": 2, "answer": 2, "router": 2, "service": 3, "cli": 4, "tui": 4, "editor": 4, "githook": 4,
-         "__init__": 0, "__main__": 4}
+         "__init__": 0, "__main__": 5}
 
 
 def _imports(path: Path) -> set[str]:
