@@ -115,37 +115,37 @@ def package_files(sdist: Path) -> tuple[Path, list[Path]]:
 # ------------------------------------------------------------------------------------------ docstrings
 
 
-def _doc_node(node: ast.AST) -> ast.Expr | None:
-    body = getattr(node, "body", None)
-    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        return body[0]
-    return None
+def _is_string_stmt(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
 
 
 def strip_docstrings(source: str) -> tuple[str, int]:
-    """``source`` with every module/class/function docstring removed; (new source, number removed).
+    """``source`` with every docstring removed; (new source, number removed).
 
-    A docstring alone on its lines loses those lines; a body left empty gets ``pass`` at the docstring's
-    indentation. A docstring sharing a line with other code (``def f(): "doc"``) is replaced by ``pass``.
+    "Docstring" means any statement that is a bare string literal: module/class/function docstrings and
+    also Sphinx-style attribute docstrings (a string right after an assignment). A string alone on its
+    lines loses those lines; a body left empty gets ``pass`` at the string's indentation. A string sharing
+    a line with other code (``def f(): "doc"``) is replaced by ``pass``.
     """
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
-    docs = []
+    docs: list[tuple[ast.Expr, bool]] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            d = _doc_node(node)
-            if d is not None:
-                docs.append((d, len(node.body) == 1 and not isinstance(node, ast.Module)))
-    for d, only in sorted(docs, key=lambda x: -x[0].lineno):
+        for name in ("body", "orelse", "finalbody"):
+            body = getattr(node, name, None)
+            if not isinstance(body, list) or not body or not isinstance(body[0], ast.stmt):
+                continue
+            strings = [s for s in body if _is_string_stmt(s)]
+            emptied = len(strings) == len(body) and not isinstance(node, ast.Module)
+            docs.extend((s, emptied and i == 0) for i, s in enumerate(strings))  # type: ignore[misc]
+    for d, needs_pass in sorted(docs, key=lambda x: -x[0].lineno):
         first = lines[d.lineno - 1].encode()
         last = lines[d.end_lineno - 1].encode()  # type: ignore[operator]
         before = first[: d.col_offset]
         after = last[d.end_col_offset :]  # type: ignore[misc]
         alone = not before.strip() and (not after.strip() or after.strip().startswith(b"#"))
         if alone:
-            repl = [before.decode() + "pass\n"] if only else []
-            lines[d.lineno - 1 : d.end_lineno] = repl
+            lines[d.lineno - 1 : d.end_lineno] = [before.decode() + "pass\n"] if needs_pass else []
         else:
             lines[d.lineno - 1 : d.end_lineno] = [(before + b"pass" + after).decode()]
     out = "".join(lines)

@@ -68,7 +68,7 @@ class Assistant:
     def search(self, query: str, k: int | None = None) -> list[Hit]:
         from localpilot.retrieve import Retriever
 
-        if not self.state.files():
+        if "last_indexed" not in self.state.meta():
             raise IndexMissing(f"{self.root} has not been indexed yet: run `localpilot index` first")
         return Retriever(self.embedder, self.store).search(query, k or self.settings.k)
 

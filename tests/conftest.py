@@ -43,6 +43,7 @@ class Repo:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        root.mkdir(parents=True)
         git(root, "init", "-q", "-b", "main")
 
     def write(self, rel: str, content: str | bytes) -> Path:

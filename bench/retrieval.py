@@ -1,0 +1,272 @@
+"""Retrieval quality, CodeSearchNet style: docstring first sentence -> its (docstring-stripped) function.
+
+Corpus: pinned sdists of third-party packages (default requests, attrs, flask), docstrings removed, one
+combined git repo (see ``_corpus.py``). Systems, in one run:
+
+* ``localpilot``: ``Assistant.index()`` then ``Assistant.search(query, k)``; a hit is a result in the
+  target's file whose lines overlap the target function (lenient: a whole-class chunk counts).
+  ``localpilot (chunk in fn)`` is the strict variant: the result's lines lie inside the function.
+* ``bm25``: bm25s over one document per function (its stripped source), identifiers split on
+  snake_case/camelCase and lowercased, the query tokenized the same way.
+* ``minilm-raw``: the same MiniLM model, ``encode`` of each function's stripped source (no header), cosine.
+
+Usage: .venv/bin/python bench/retrieval.py [--max-queries 300] [--seed 0] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _corpus import DEFAULT_PACKAGES, Function, build_corpus
+
+log = logging.getLogger("bench.retrieval")
+
+# A ranker maps a query to a ranked list of (path, start_line, end_line).
+Span = tuple[str, int, int]
+
+
+# ------------------------------------------------------------------------------------------ tokenizing
+
+_IDENT = re.compile(r"[A-Za-z0-9]+")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+
+
+def code_tokens(text: str) -> list[str]:
+    """Split on non-alphanumerics, then camelCase and digits; lowercase.
+
+    ``getHTTPResponse_v2`` -> ``get http response v 2``.
+    """
+    return [piece.lower() for word in _IDENT.findall(text) for piece in _CAMEL.findall(word)]
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+
+
+def first_hit(ranked: Sequence[Span], target: Function, strict: bool = False) -> int | None:
+    """1-based rank of the first result that hits ``target``, or None."""
+    for rank, (path, lo, hi) in enumerate(ranked, 1):
+        if path != target.path:
+            continue
+        if strict and target.start_line <= lo and hi <= target.end_line:
+            return rank
+        if not strict and lo <= target.end_line and hi >= target.start_line:
+            return rank
+    return None
+
+
+def metrics(ranks: Sequence[int | None], k: int) -> dict[str, float]:
+    n = len(ranks) or 1
+    return {
+        f"mrr@{k}": sum(1.0 / r for r in ranks if r is not None and r <= k) / n,
+        "r@1": sum(r == 1 for r in ranks) / n,
+        f"r@{k}": sum(r is not None and r <= k for r in ranks) / n,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- systems
+
+
+def run_localpilot(repo: Path, cache: Path, queries: Sequence[str],
+                   k: int) -> tuple[list[list[Span]], dict, Any]:
+    from localpilot.config import load_settings
+    from localpilot.service import Assistant
+
+    a = Assistant(repo, load_settings(repo, cache_dir=cache))
+    t = time.perf_counter()
+    model = a.embedder.model
+    model.encode(["warm up"], show_progress_bar=False)
+    load_s = time.perf_counter() - t
+    stats = a.index()
+    log.info("localpilot index: %s", stats.summary())
+    t = time.perf_counter()
+    ranked = [[(h.path, h.start_line, h.end_line) for h in a.search(q, k=k)] for q in queries]
+    query_s = time.perf_counter() - t
+    info = {"model_load_s": load_s, "index_s": stats.seconds, "chunks": stats.chunks_written,
+            "chunks_embedded": stats.chunks_embedded, "chunks_truncated": stats.chunks_truncated,
+            "files_indexed": stats.files_indexed, "query_ms": 1000 * query_s / max(len(queries), 1)}
+    a.close()
+    return ranked, info, model
+
+
+def run_bm25(functions: Sequence[Function], queries: Sequence[str], k: int) -> tuple[list[list[Span]], dict]:
+    import bm25s
+
+    t = time.perf_counter()
+    retriever = bm25s.BM25()
+    retriever.index([code_tokens(f.source) for f in functions], show_progress=False)
+    index_s = time.perf_counter() - t
+    t = time.perf_counter()
+    ranked = []
+    for q in queries:
+        docs, scores = retriever.retrieve([code_tokens(q)], k=min(k, len(functions)), show_progress=False)
+        ranked.append([_span(functions[int(d)]) for d, s in zip(docs[0], scores[0], strict=True) if s > 0])
+    query_s = time.perf_counter() - t
+    return ranked, {"index_s": index_s, "query_ms": 1000 * query_s / max(len(queries), 1)}
+
+
+def run_minilm(model: Any, functions: Sequence[Function], queries: Sequence[str], k: int,
+               batch_size: int) -> tuple[list[list[Span]], dict]:
+    t = time.perf_counter()
+    docs = model.encode([f.source for f in functions], batch_size=batch_size, normalize_embeddings=True,
+                        convert_to_numpy=True, show_progress_bar=False)
+    index_s = time.perf_counter() - t
+    t = time.perf_counter()
+    ranked = []
+    for q in queries:  # one at a time, like an interactive search
+        vec = model.encode([q], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]
+        top = np.argsort(-(docs @ vec), kind="stable")[:k]
+        ranked.append([_span(functions[int(i)]) for i in top])
+    query_s = time.perf_counter() - t
+    return ranked, {"index_s": index_s, "query_ms": 1000 * query_s / max(len(queries), 1)}
+
+
+def _span(f: Function) -> Span:
+    return (f.path, f.start_line, f.end_line)
+
+
+# -------------------------------------------------------------------------------------------------- main
+
+
+def parse_packages(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, version = item.partition("==")
+        if not sep or not version:
+            raise SystemExit(f"--packages wants NAME==VERSION, got {item!r}")
+        out[name] = version
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--packages", nargs="+", default=[f"{n}=={v}" for n, v in DEFAULT_PACKAGES.items()],
+                   metavar="NAME==VERSION", help="sdists to use (default: %(default)s)")
+    p.add_argument("--max-queries", type=int, default=300, help="sample at most this many queries (default 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
+    p.add_argument("--batch-size", type=int, default=32, help="raw MiniLM encode batch size")
+    p.add_argument("--workdir", type=Path, help="where to build the repo and index (default: a temp dir, removed)")
+    p.add_argument("--out", type=Path, help="also write the results as JSON here")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="lp-bench-retrieval-"))
+    try:
+        return _run(args, work)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
+    started = time.perf_counter()
+    packages = parse_packages(args.packages)
+    repo = work / "repo"
+    if repo.exists():
+        shutil.rmtree(repo)
+    corpus = build_corpus(repo, packages)
+    pool = sorted(corpus.targets(), key=lambda f: f.key)
+    targets = random.Random(args.seed).sample(pool, min(args.max_queries, len(pool)))
+    queries = [t.query or "" for t in targets]
+    functions = corpus.functions
+    log.info("%d functions, %d candidate queries, %d sampled", len(functions), len(pool), len(targets))
+
+    cache = work / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    results: dict[str, dict] = {}
+    ranked_lp, info_lp, model = run_localpilot(repo, cache, queries, args.k)
+    log.info("localpilot done")
+    ranked_bm, info_bm = run_bm25(functions, queries, args.k)
+    log.info("bm25 done")
+    ranked_mini, info_mini = run_minilm(model, functions, queries, args.k, args.batch_size)
+    log.info("minilm-raw done")
+
+    runs: list[tuple[str, list[list[Span]], dict, Callable[[Sequence[Span], Function], int | None]]] = [
+        ("localpilot", ranked_lp, info_lp, first_hit),
+        ("localpilot (chunk in fn)", ranked_lp, info_lp, lambda r, t: first_hit(r, t, strict=True)),
+        ("bm25", ranked_bm, info_bm, first_hit),
+        ("minilm-raw", ranked_mini, info_mini, first_hit),
+    ]
+    for name, ranked, info, judge in runs:
+        ranks = [judge(r, t) for r, t in zip(ranked, targets, strict=True)]
+        by_pkg = {}
+        for pkg in packages:
+            sel = [r for r, t in zip(ranks, targets, strict=True) if t.package == pkg]
+            by_pkg[pkg] = {"queries": len(sel), **metrics(sel, args.k)}
+        results[name] = {**metrics(ranks, args.k), "timing": info, "by_package": by_pkg}
+
+    report = {
+        "benchmark": "retrieval",
+        "packages": packages,
+        "seed": args.seed,
+        "k": args.k,
+        "queries": len(targets),
+        "candidate_queries": len(pool),
+        "functions": len(functions),
+        "files": len(corpus.files),
+        "docstrings_removed": corpus.docstrings_removed,
+        "results": results,
+        "seconds_total": time.perf_counter() - started,
+        "python": platform.python_version(),
+        "examples": [{"query": t.query, "target": f"{t.path}:{t.start_line}-{t.end_line} {t.qualname}",
+                      "localpilot_top": [f"{p}:{lo}-{hi}" for p, lo, hi in r[:3]]}
+                     for t, r in list(zip(targets, ranked_lp, strict=True))[:5]],
+    }
+    print_report(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        log.info("wrote %s", args.out)
+    return 0
+
+
+def print_report(r: dict) -> None:
+    k = r["k"]
+    pk = ", ".join(f"{n}=={v}" for n, v in r["packages"].items())
+    print(f"retrieval: {pk}; {r['files']} files, {r['functions']} functions, "
+          f"{r['queries']} queries (of {r['candidate_queries']}), seed {r['seed']}")
+    lp = r["results"]["localpilot"]["timing"]
+    print(f"localpilot index: {lp['chunks']} chunks, {lp['chunks_embedded']} embedded "
+          f"({lp['chunks_truncated']} truncated), model load {lp['model_load_s']:.1f}s")
+    print()
+    head = f"{'system':<26} {'MRR@' + str(k):>8} {'R@1':>7} {'R@' + str(k):>7} {'index s':>9} {'query ms':>9}"
+    print(head)
+    print("-" * len(head))
+    for name, res in r["results"].items():
+        t = res["timing"]
+        print(f"{name:<26} {res[f'mrr@{k}']:>8.3f} {res['r@1']:>7.3f} {res[f'r@{k}']:>7.3f} "
+              f"{t['index_s']:>9.1f} {t['query_ms']:>9.1f}")
+    print()
+    pkgs = list(r["packages"])
+    counts = r["results"]["bm25"]["by_package"]
+    labels = [f"{p} ({counts[p]['queries']})" for p in pkgs]
+    head = f"{'MRR@' + str(k) + ' by package':<26} " + " ".join(f"{label:>16}" for label in labels)
+    print(head)
+    print("-" * len(head))
+    for name, res in r["results"].items():
+        print(f"{name:<26} " + " ".join(f"{res['by_package'][p][f'mrr@{k}']:>16.3f}" for p in pkgs))
+    print(f"\ntotal {r['seconds_total']:.0f}s")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
