@@ -6,7 +6,8 @@ import pytest
 
 from localpilot.index import filters
 
-PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\nabcDEF==\n-----END RSA PRIVATE KEY-----"
+PRIVATE_KEY = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\nabcDEF==\n"
+               "-----END RSA PRIVATE KEY-----")
 
 
 @pytest.mark.parametrize("path", [".env", ".env.production", "config/.env.local", "deploy/server.pem",

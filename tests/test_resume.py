@@ -51,7 +51,8 @@ def wait_for_recorded_files(repo: Repo, proc: subprocess.Popen[bytes], timeout: 
             if n:
                 return int(n)
         time.sleep(0.05)
-    raise AssertionError(f"indexer recorded nothing in time (exit {proc.poll()}): {proc.stderr.read() if proc.stderr else ''}")
+    err = proc.stderr.read() if proc.stderr else b""
+    raise AssertionError(f"indexer recorded nothing in time (exit {proc.poll()}): {err!r}")
 
 
 def snapshot(a: Assistant) -> list[tuple[str, int, int, str]]:
