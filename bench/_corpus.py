@@ -164,7 +164,7 @@ def first_sentence(doc: str) -> str:
     return (m.group(1) if m else para).strip()
 
 
-def _functions(tree: ast.Module) -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+def functions_of(tree: ast.Module) -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
     """Module-level functions and methods (of classes at any class-nesting depth), with qualified names.
 
     Functions nested inside functions are left out: they are part of their enclosing function.
@@ -186,7 +186,7 @@ def _functions(tree: ast.Module) -> list[tuple[str, ast.FunctionDef | ast.AsyncF
     return out
 
 
-def _span(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
+def span_of(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
     start = min([node.lineno, *[d.lineno for d in node.decorator_list]])
     return start, node.end_lineno or node.lineno
 
@@ -238,8 +238,8 @@ def build_corpus(dest: Path, packages: dict[str, str] | None = None, cache: Path
 
 def _pair_functions(package: str, rel: str, original: str, stripped: str) -> list[Function]:
     """Functions of the stripped file, each with the query taken from its original docstring."""
-    before = _functions(ast.parse(original))
-    after = _functions(ast.parse(stripped))
+    before = functions_of(ast.parse(original))
+    after = functions_of(ast.parse(stripped))
     if [q for q, _ in before] != [q for q, _ in after]:
         raise RuntimeError(f"{rel}: function structure changed by stripping docstrings")
     lines = stripped.splitlines()
@@ -249,6 +249,6 @@ def _pair_functions(package: str, rel: str, original: str, stripped: str) -> lis
         query = first_sentence(doc) if doc else None
         if query and len(query.split()) < MIN_QUERY_WORDS:
             query = None
-        start, end = _span(node)
+        start, end = span_of(node)
         out.append(Function(package, rel, qual, start, end, "\n".join(lines[start - 1 : end]), query))
     return out

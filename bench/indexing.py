@@ -1,0 +1,302 @@
+"""Indexing speed of localpilot against the bare embedding model, plus incremental re-indexing.
+
+Default repo: the docstring-stripped requests/attrs/flask sdists (see ``_corpus.py``); or ``--repo PATH``
+(its git-visible files are copied to a temp repo first, so the edit step never touches it). One process:
+
+1. model load + warm-up, timed on its own (excluded from everything below);
+2. cold full index with a fresh cache dir: seconds, chunks embedded, chunks/s, and where the time went;
+3. raw baseline: ``model.encode(texts, batch_size=32)`` of exactly the texts localpilot embedded
+   (``Chunk.embed_text()`` of the stored chunks, one per content hash), chunks/s, ratio localpilot/raw;
+4. warm re-index with nothing changed: seconds, fraction of cold, chunks embedded (must be 0);
+5. one line appended inside one function of one file, re-index: seconds, chunks embedded.
+
+Usage: .venv/bin/python bench/indexing.py [--repo PATH] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import functools
+import json
+import logging
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _corpus import DEFAULT_PACKAGES, build_corpus, functions_of, init_repo, span_of
+
+log = logging.getLogger("bench.indexing")
+
+EDIT_LINE = "_localpilot_bench_edit = None  # appended by bench/indexing.py"
+
+
+# --------------------------------------------------------------------------------------------- repos
+
+
+def copy_repo(src: Path, dest: Path) -> None:
+    """Copy what git shows of ``src`` (tracked + untracked-not-ignored) into a new repo at ``dest``."""
+    res = subprocess.run(["git", "-C", str(src), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                         capture_output=True, check=True)
+    dest.mkdir(parents=True)
+    for raw in sorted(set(res.stdout.split(b"\0")) - {b""}):
+        rel = os.fsdecode(raw)
+        s, d = src / rel, dest / rel
+        if not s.is_file() and not s.is_symlink():
+            continue  # deleted in the work tree, or a submodule
+        d.parent.mkdir(parents=True, exist_ok=True)
+        if s.is_symlink():
+            os.symlink(os.readlink(s), d)
+        else:
+            shutil.copy2(s, d)
+    init_repo(dest)
+
+
+def pick_edit(repo: Path, seed: int) -> tuple[str, str, int, int, str] | None:
+    """(path, qualname, start, end, indent) of one function to edit, chosen with ``seed``; None if no Python."""
+    res = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "*.py"], capture_output=True, check=True)
+    candidates = []
+    for raw in sorted(set(res.stdout.split(b"\0")) - {b""}):
+        rel = os.fsdecode(raw)
+        try:
+            tree = ast.parse((repo / rel).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for qual, node in functions_of(tree):
+            start, end = span_of(node)
+            if end - start >= 4:
+                candidates.append((rel, qual, start, end, " " * node.body[-1].col_offset))
+    return random.Random(seed).choice(candidates) if candidates else None
+
+
+def apply_edit(repo: Path, path: str, end: int, indent: str) -> None:
+    """Append a statement after line ``end`` at the indentation of the function's last statement."""
+    file = repo / path
+    lines = file.read_text(encoding="utf-8").splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    lines.insert(end, f"{indent}{EDIT_LINE}\n")
+    file.write_text("".join(lines), encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------------- timings
+
+
+class Timers:
+    """Wraps bound methods on instances to add up the seconds spent in them."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+
+    def wrap(self, obj: Any, method: str, label: str) -> None:
+        inner: Callable[..., Any] = getattr(obj, method)
+
+        @functools.wraps(inner)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds[label] = self.seconds.get(label, 0.0) + time.perf_counter() - t
+                self.calls[label] = self.calls.get(label, 0) + 1
+
+        setattr(obj, method, timed)
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.calls.clear()
+
+
+def embedded_texts(a: Any) -> list[str]:
+    """``Chunk.embed_text()`` of every stored chunk, one per content hash (what the indexer embedded)."""
+    from localpilot.types import Chunk
+
+    col = a.store._col  # the Chroma collection; no public "read everything" on Store
+    seen: dict[str, str] = {}
+    total, page = a.store.count(), 5000
+    for offset in range(0, total, page):
+        got = col.get(include=["documents", "metadatas"], limit=page, offset=offset)
+        rows = sorted(zip(got["ids"], got["documents"], got["metadatas"], strict=True),
+                      key=lambda r: (r[2]["path"], r[2]["start_line"]))
+        for _, doc, m in rows:
+            chunk = Chunk(str(m["path"]), int(m["start_line"]), int(m["end_line"]), str(m["language"]),
+                          str(m["symbol"]), str(m["kind"]), doc or "", bool(m.get("truncated", False)))
+            seen.setdefault(str(m["hash"]), chunk.embed_text())
+    return list(seen.values())
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repo", type=Path, help="index a copy of this git repo instead of the sdist corpus")
+    p.add_argument("--packages", nargs="+", default=[f"{n}=={v}" for n, v in DEFAULT_PACKAGES.items()],
+                   metavar="NAME==VERSION", help="sdists for the default corpus (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32, help="raw baseline encode batch size (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="picks the function edited in step 5")
+    p.add_argument("--workdir", type=Path, help="where to put the repo and index (default: a temp dir, removed)")
+    p.add_argument("--out", type=Path, help="also write the results as JSON here")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="lp-bench-indexing-"))
+    try:
+        return _run(args, work)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
+    from localpilot.config import load_settings
+    from localpilot.service import Assistant
+
+    load_start = os.getloadavg()
+    repo = work / "repo"
+    if repo.exists():
+        shutil.rmtree(repo)
+    if args.repo:
+        copy_repo(args.repo.resolve(), repo)
+        source = str(args.repo.resolve())
+    else:
+        packages = dict(item.split("==", 1) for item in args.packages)
+        build_corpus(repo, packages)
+        source = "stripped sdists " + ", ".join(f"{n}=={v}" for n, v in packages.items())
+    cache = work / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    a = Assistant(repo, load_settings(repo, cache_dir=cache))
+
+    # 1. model load and warm-up (tokenizer and a forward pass), excluded from both sides
+    t = time.perf_counter()
+    model = a.embedder.model
+    a.embedder.count_tokens(["def warm_up(x):", "return x"])
+    model.encode(["def warm_up(x):\n    return x"] * 4, batch_size=args.batch_size, show_progress_bar=False)
+    load_s = time.perf_counter() - t
+
+    # 2. cold index; opening the fresh store/state is timed apart, then where the run's time goes
+    t = time.perf_counter()
+    store, state = a.store, a.state
+    open_s = time.perf_counter() - t
+    timers = Timers()
+    timers.wrap(a.embedder, "embed", "embed (model.encode)")
+    timers.wrap(a.embedder, "count_tokens", "count_tokens (chunking)")
+    timers.wrap(store, "upsert", "store.upsert")
+    timers.wrap(store, "ids_by_path", "store.ids_by_path")
+    timers.wrap(store, "delete", "store.delete")
+    timers.wrap(state, "cached_vectors", "state.cached_vectors")
+    timers.wrap(state, "cache_vectors", "state.cache_vectors")
+    timers.wrap(state, "commit_files", "state.commit_files")
+    t = time.perf_counter()
+    cold = a.index()
+    cold_wall = time.perf_counter() - t
+    breakdown = dict(timers.seconds)
+    breakdown["other (walk, hash, tree-sitter, ...)"] = cold.seconds - sum(breakdown.values())
+    log.info("cold: %s", cold.summary())
+
+    # 3. raw baseline over the same texts
+    texts = embedded_texts(a)
+    if len(texts) != cold.chunks_embedded:
+        log.warning("collected %d texts but the indexer embedded %d", len(texts), cold.chunks_embedded)
+    tokens = a.embedder.count_tokens(texts)
+    t = time.perf_counter()
+    model.encode(texts, batch_size=args.batch_size, show_progress_bar=False)
+    raw_s = time.perf_counter() - t
+
+    # 4. warm re-index, nothing changed
+    timers.reset()
+    warm = a.index()
+    log.info("warm: %s", warm.summary())
+    if warm.chunks_embedded:
+        log.error("warm re-index embedded %d chunks; expected 0", warm.chunks_embedded)
+
+    # 5. one function edited
+    target = pick_edit(repo, args.seed)
+    edit: dict[str, Any] = {"target": None}
+    if target:
+        path, qual, start, end, indent = target
+        apply_edit(repo, path, end, indent)
+        timers.reset()
+        edited = a.index()
+        log.info("edit %s %s: %s", path, qual, edited.summary())
+        edit = {"target": f"{path}:{start}-{end} {qual}", "seconds": edited.seconds,
+                "chunks_embedded": edited.chunks_embedded, "chunks_written": edited.chunks_written,
+                "chunks_reused": edited.chunks_reused, "chunks_deleted": edited.chunks_deleted,
+                "files_indexed": edited.files_indexed, "embed_calls": timers.calls.get("embed (model.encode)", 0)}
+    a.close()
+
+    lp_rate = cold.chunks_embedded / cold.seconds if cold.seconds else 0.0
+    raw_rate = len(texts) / raw_s if raw_s else 0.0
+    report = {
+        "benchmark": "indexing",
+        "repo": source,
+        "files_indexed": cold.files_indexed,
+        "files_skipped": cold.files_skipped,
+        "model_load_s": load_s,
+        "store_open_s": open_s,
+        "cold": {"seconds": cold.seconds, "wall_seconds": cold_wall, "chunks_written": cold.chunks_written,
+                 "chunks_embedded": cold.chunks_embedded, "chunks_truncated": cold.chunks_truncated,
+                 "chunks_per_s": lp_rate, "breakdown_s": breakdown},
+        "raw": {"seconds": raw_s, "texts": len(texts), "chunks_per_s": raw_rate, "batch_size": args.batch_size,
+                "tokens_mean": sum(tokens) / max(len(tokens), 1), "tokens_max": max(tokens, default=0)},
+        "ratio_localpilot_over_raw": lp_rate / raw_rate if raw_rate else 0.0,
+        "warm": {"seconds": warm.seconds, "fraction_of_cold": warm.seconds / cold.seconds if cold.seconds else 0.0,
+                 "chunks_embedded": warm.chunks_embedded, "files_unchanged": warm.files_unchanged},
+        "edit": edit,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
+    }
+    print_report(report)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        log.info("wrote %s", args.out)
+    return 1 if warm.chunks_embedded else 0
+
+
+def print_report(r: dict) -> None:
+    c, raw, w, e = r["cold"], r["raw"], r["warm"], r["edit"]
+    print(f"indexing: {r['repo']}; {r['files_indexed']} files indexed ({r['files_skipped']} skipped), "
+          f"{c['chunks_written']} chunks, embed texts {raw['tokens_mean']:.0f} tokens mean / {raw['tokens_max']} max")
+    print(f"model load + warm-up {r['model_load_s']:.1f}s, fresh store open {r['store_open_s']:.2f}s (both excluded)")
+    print()
+    head = f"{'step':<34} {'seconds':>8} {'embedded':>9} {'chunks/s':>9}  note"
+    print(head)
+    print("-" * len(head))
+    print(f"{'cold index (localpilot)':<34} {c['seconds']:>8.2f} {c['chunks_embedded']:>9} {c['chunks_per_s']:>9.1f}  "
+          f"wall incl. lock {c['wall_seconds']:.2f}s")
+    print(f"{'raw model.encode, same texts':<34} {raw['seconds']:>8.2f} {raw['texts']:>9} {raw['chunks_per_s']:>9.1f}  "
+          f"batch_size {raw['batch_size']}")
+    print(f"{'ratio localpilot / raw':<34} {'':>8} {'':>9} {r['ratio_localpilot_over_raw']:>9.3f}")
+    print(f"{'warm re-index (no change)':<34} {w['seconds']:>8.2f} {w['chunks_embedded']:>9} {'':>9}  "
+          f"{100 * w['fraction_of_cold']:.1f}% of cold")
+    if e.get("target"):
+        print(f"{'edit 1 function, re-index':<34} {e['seconds']:>8.2f} {e['chunks_embedded']:>9} {'':>9}  "
+              f"{e['target']}; {e['chunks_written']} written, {e['chunks_reused']} reused, "
+              f"{e['chunks_deleted']} deleted")
+    print()
+    head = f"{'cold index time breakdown':<34} {'seconds':>8} {'share':>7}"
+    print(head)
+    print("-" * len(head))
+    for label, s in sorted(c["breakdown_s"].items(), key=lambda kv: -kv[1]):
+        print(f"{label:<34} {s:>8.2f} {100 * s / c['seconds'] if c['seconds'] else 0:>6.1f}%")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
