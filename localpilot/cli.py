@@ -97,7 +97,7 @@ def _index_with_progress(assistant: Any) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    started = time.monotonic()
+    started = [0.0]
     columns = (TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
                TextColumn("{task.fields[chunks]} chunks · {task.fields[rate]:.1f} chunks/s"),
                TimeRemainingColumn())
@@ -105,7 +105,8 @@ def _index_with_progress(assistant: Any) -> Any:
         task = bar.add_task("index", total=None, chunks=0, rate=0.0)
 
         def on_progress(p: Any) -> None:
-            rate = p.chunks_embedded / max(time.monotonic() - started, 1e-6)
+            started[0] = started[0] or time.monotonic()
+            rate = p.chunks_embedded / max(time.monotonic() - started[0], 1e-6)
             bar.update(task, total=p.files_total, completed=p.files_done, chunks=p.chunks_done, rate=rate)
 
         return assistant.index(on_progress)

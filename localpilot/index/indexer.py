@@ -68,6 +68,8 @@ class Indexer:
             else:
                 todo.append((path, st, reason))
         done = 0
+        if on_progress:
+            on_progress(Progress(len(todo), 0, 0, 0))
         for batch in self._batches(todo, known):
             self._write(batch, stats)
             done += len(batch)
