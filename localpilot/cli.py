@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, help="number of hits (default 10)")
     p.add_argument("--json", action="store_true", help="print one JSON array of hits")
     p.add_argument("--stdin", action="store_true", help="one query per input line, one JSON array per line")
+    p.add_argument("--explain", action="store_true", help="show each hit's channel ranks and scores")
+    p.add_argument("--reranker", help="reranker preset, local directory, Hugging Face id, or none")
     p = with_repo(sub.add_parser("status", help="what is indexed, skipped, and where"))
     p.add_argument("--json", action="store_true")
     models = sub.add_parser("models", help="list or install models")
@@ -82,7 +84,7 @@ def _assistant(args: argparse.Namespace) -> Any:
     from localpilot.service import Assistant
 
     root = find_repo_root(Path(args.repo))
-    return Assistant(root, load_settings(root, embedder=args.embedder))
+    return Assistant(root, load_settings(root, embedder=args.embedder, reranker=getattr(args, "reranker", None)))
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -116,12 +118,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
     if args.stdin:
         for line in sys.stdin:
-            hits = assistant.search(line.strip(), args.k) if line.strip() else []
+            hits = assistant.search(line.strip(), args.k, args.explain) if line.strip() else []
             print(json.dumps([h.to_dict() for h in hits]), flush=True)
         return 0
-    if not args.query:
-        raise LocalpilotError("give a query, or --stdin to read queries from standard input")
-    hits = assistant.search(args.query, args.k)
+    if not (args.query or "").strip():
+        raise LocalpilotError("empty query: give a query, or --stdin to read queries from standard input")
+    hits = assistant.search(args.query, args.k, args.explain)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], indent=2))
         return 0
@@ -131,9 +133,18 @@ def cmd_search(args: argparse.Namespace) -> int:
         symbol = f"  {h.symbol}" if h.symbol else ""
         print(f"{rank:2}. {h.path}:{h.start_line}-{h.end_line}{symbol}  ({h.language}, {h.kind})  "
               f"score {h.score:.3f}")
+        if h.explain:
+            print(f"      {_explain_line(h.explain)}")
         for line in h.snippet.splitlines()[:4]:
             print(f"      {line[:120]}")
     return 0
+
+
+def _explain_line(info: dict[str, Any]) -> str:
+    parts = [f"{name} #{v['rank']} ({v['score']:.3f})" for name, v in info.items() if isinstance(v, dict)]
+    if "rerank" in info:
+        parts.append(f"rerank {info['rerank']:.3f}")
+    return "  ".join([*parts, f"fused {info['fused']:.4f}"])
 
 
 def cmd_status(args: argparse.Namespace) -> int:

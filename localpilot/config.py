@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 REPO_CONFIG = ".localpilot.toml"
 #: Keys a repository's own config file may set: tuning only.
-REPO_SAFE_KEYS = frozenset({"max_file_bytes", "exclude", "k", "batch_size"})
+REPO_SAFE_KEYS = frozenset({"max_file_bytes", "exclude", "k", "batch_size", "per_file"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class Settings:
     max_file_bytes: int = 1_000_000
     exclude: tuple[str, ...] = ()  # extra gitignore-style globs never indexed
     k: int = 10
+    reranker: str = "none"  # reranker preset, local cross-encoder directory, Hugging Face id, or "none"
+    per_file: int = 3  # most search hits from one file
     batch_size: int = 32
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "localpilot")
     data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "localpilot")

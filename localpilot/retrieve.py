@@ -1,27 +1,178 @@
-"""Retrieval: turn a query into ranked hits. (Vector channel; hybrid fusion and reranking build on it.)"""
+"""Hybrid retrieval: vector + lexical (BM25 over code terms) + symbol channels, fused by reciprocal rank,
+capped per file, then optionally reranked by a cross-encoder."""
 
 from __future__ import annotations
 
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
 from localpilot.experts.embedder import Embedder
-from localpilot.store import Store, StoredHit
+from localpilot.experts.reranker import Reranker
+from localpilot.index.state import ChunkRow, IndexState
+from localpilot.store import Store
+from localpilot.text import query_terms, split_identifier
 from localpilot.types import Hit
+
+log = logging.getLogger(__name__)
+
+MAX_QUERY_CHARS = 2000
+MAX_QUERY_TERMS = 48
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    depth: int = 50  # candidates taken from each channel
+    per_file: int = 3  # most hits from one file
+    rerank_top: int = 20  # candidates the reranker sees
+    weights: dict[str, float] = field(default_factory=lambda: {"vector": 1.0, "lexical": 1.0, "symbol": 0.5})
+
+
+Ranked = list[tuple[str, float]]  # (chunk_id, channel score), best first
+
+
+def clean_query(query: str) -> str:
+    return " ".join(query.split())[:MAX_QUERY_CHARS]
 
 
 class Retriever:
-    def __init__(self, embedder: Embedder, store: Store) -> None:
-        self.embedder = embedder
-        self.store = store
+    def __init__(self, embedder: Embedder, store: Store, state: IndexState, reranker: Reranker | None = None,
+                 config: RetrievalConfig | None = None) -> None:
+        self.embedder, self.store, self.state, self.reranker = embedder, store, state, reranker
+        self.config = config or RetrievalConfig()
+        self._symbols = SymbolIndex()
+        self.timings: dict[str, float] = {}
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
-        query = query.strip()
+    def search(self, query: str, k: int = 10, explain: bool = False) -> list[Hit]:
+        query = clean_query(query)
         if not query or k <= 0:
             return []
+        started = time.perf_counter()
+        terms = query_terms(query)[:MAX_QUERY_TERMS]
+        channels = {"vector": self.vector(query), "lexical": self.state.lexical(terms, self.config.depth),
+                    "symbol": self._symbols.search(self.state, terms, self.config.depth)}
+        fused = fuse(channels, self.config.weights)
+        rows = self.state.chunk_rows([cid for cid, _ in fused])
+        candidates = cap_per_file([(cid, s) for cid, s in fused if cid in rows], rows, self.config.per_file)
+        candidates = candidates[: max(k, self.config.rerank_top if self.reranker else k)]
+        self.timings = {"retrieve_ms": (time.perf_counter() - started) * 1000}
+        rerank = self.rerank(query, [rows[cid] for cid, _ in candidates])
+        if rerank is not None:
+            order = sorted(range(len(candidates)), key=lambda i: -rerank[i])
+            candidates = [candidates[i] for i in order]
+            rerank = [rerank[i] for i in order]
+        hits = []
+        for i, (cid, fused_score) in enumerate(candidates[:k]):
+            info = _explain(cid, channels, fused_score, rerank[i] if rerank else None) if explain else None
+            score = rerank[i] if rerank else fused_score
+            hits.append(_hit(rows[cid], score, info))
+        return hits
+
+    def vector(self, query: str) -> Ranked:
         vector = self.embedder.embed([query])[0]
-        return [to_hit(h) for h in self.store.query(vector, k)]
+        return [(h.id, h.score) for h in self.store.query(vector, self.config.depth)]
+
+    def rerank(self, query: str, rows: Sequence[ChunkRow]) -> list[float] | None:
+        if self.reranker is None or not rows:
+            return None
+        started = time.perf_counter()
+        scores = self.reranker.score(query, [rerank_text(r) for r in rows])
+        self.timings["rerank_ms"] = (time.perf_counter() - started) * 1000
+        return [float(s) for s in scores]
 
 
-def to_hit(h: StoredHit) -> Hit:
-    m = h.metadata
-    return Hit(path=str(m["path"]), start_line=int(m["start_line"]), end_line=int(m["end_line"]),
-               symbol=str(m.get("symbol", "")), language=str(m.get("language", "")),
-               kind=str(m.get("kind", "")), score=round(h.score, 4), snippet=h.document)
+def rerank_text(row: ChunkRow) -> str:
+    return f"{row.path} {row.symbol}\n{row.text}".strip()
+
+
+def fuse(channels: dict[str, Ranked], weights: dict[str, float]) -> Ranked:
+    """Weighted reciprocal-rank fusion: sum of w / (K + rank) over the channels that found a chunk."""
+    scores: dict[str, float] = {}
+    for name, ranked in channels.items():
+        w = weights.get(name, 1.0)
+        for rank, (cid, _) in enumerate(ranked, 1):
+            scores[cid] = scores.get(cid, 0.0) + w / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+def cap_per_file(ranked: Ranked, rows: dict[str, ChunkRow], per_file: int) -> Ranked:
+    seen: dict[str, int] = {}
+    out: Ranked = []
+    for cid, score in ranked:
+        path = rows[cid].path
+        if seen.get(path, 0) < per_file:
+            out.append((cid, score))
+            seen[path] = seen.get(path, 0) + 1
+    return out
+
+
+class SymbolIndex:
+    """Fuzzy match of query terms against the words of qualified symbol names and file names."""
+
+    PATH_WEIGHT = 0.5
+    CUTOFF = 80
+
+    def __init__(self) -> None:
+        self._key: tuple[int, object] | None = None
+        self._ids: list[str] = []
+        self._vocab: dict[str, list[tuple[int, float]]] = {}
+
+    def _refresh(self, state: IndexState) -> None:
+        key = (state.chunk_count(), state.meta().get("last_indexed"))
+        if key == self._key:
+            return
+        self._ids, self._vocab = [], {}
+        for row, (cid, symbol, path) in enumerate(state.symbols()):
+            self._ids.append(cid)
+            stem = re.sub(r"\.[^./]+$", "", path.rsplit("/", 1)[-1])
+            words = {w: self.PATH_WEIGHT for w in split_identifier(stem)}
+            words.update({w: 1.0 for w in _symbol_words(symbol)})
+            for w, weight in words.items():
+                self._vocab.setdefault(w, []).append((row, weight))
+        self._key = key
+
+    def search(self, state: IndexState, terms: Sequence[str], n: int) -> Ranked:
+        if not terms:
+            return []
+        from rapidfuzz import fuzz, process
+
+        self._refresh(state)
+        words = list(self._vocab)
+        if not words:
+            return []
+        sims = process.cdist(list(terms), words, scorer=fuzz.ratio, score_cutoff=self.CUTOFF, workers=1)
+        totals: dict[int, float] = {}
+        for t in range(len(terms)):
+            best: dict[int, float] = {}
+            for w in sims[t].nonzero()[0]:
+                sim = float(sims[t][w]) / 100.0
+                for row, weight in self._vocab[words[w]]:
+                    best[row] = max(best.get(row, 0.0), sim * weight)
+            for row, s in best.items():
+                totals[row] = totals.get(row, 0.0) + s
+        ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:n]
+        return [(self._ids[row], score) for row, score in ranked]
+
+
+def _symbol_words(symbol: str) -> list[str]:
+    return [w for part in symbol.split(".") for w in split_identifier(part)]
+
+
+def _explain(cid: str, channels: dict[str, Ranked], fused: float, rerank: float | None) -> dict[str, object]:
+    info: dict[str, object] = {"fused": round(fused, 5)}
+    for name, ranked in channels.items():
+        for rank, (other, score) in enumerate(ranked, 1):
+            if other == cid:
+                info[name] = {"rank": rank, "score": round(score, 4)}
+                break
+    if rerank is not None:
+        info["rerank"] = round(rerank, 4)
+    return info
+
+
+def _hit(row: ChunkRow, score: float, explain: dict[str, object] | None) -> Hit:
+    return Hit(path=row.path, start_line=row.start_line, end_line=row.end_line, symbol=row.symbol,
+               language=row.language, kind=row.kind, score=round(score, 4), snippet=row.text, explain=explain)

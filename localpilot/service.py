@@ -15,6 +15,7 @@ from localpilot.errors import IndexBusy, IndexMissing
 from localpilot.experts.embedder import Embedder
 from localpilot.index.state import IndexState
 from localpilot.index.walker import find_repo_root
+from localpilot.retrieve import RetrievalConfig, Retriever
 from localpilot.store import Store
 from localpilot.types import Hit, IndexStats
 
@@ -32,6 +33,7 @@ class Assistant:
         self._embedder = embedder
         self._store = store
         self._state: IndexState | None = None
+        self._retriever: Retriever | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -65,12 +67,21 @@ class Assistant:
         with self._write_lock():
             return Indexer(self.root, self.settings, self.embedder, self.store, self.state).run(on_progress)
 
-    def search(self, query: str, k: int | None = None) -> list[Hit]:
-        from localpilot.retrieve import Retriever
+    @property
+    def retriever(self) -> Retriever:
+        if self._retriever is None:
+            from localpilot.experts.registry import load_reranker
 
+            config = RetrievalConfig(per_file=self.settings.per_file)
+            reranker = load_reranker(self.settings.reranker, self.settings.device)
+            self._retriever = Retriever(self.embedder, self.store, self.state, reranker, config)
+        return self._retriever
+
+    def search(self, query: str, k: int | None = None, explain: bool = False) -> list[Hit]:
+        """Ranked hits for a natural-language or code query; [] for an empty one."""
         if "last_indexed" not in self.state.meta():
             raise IndexMissing(f"{self.root} has not been indexed yet: run `localpilot index` first")
-        return Retriever(self.embedder, self.store).search(query, k or self.settings.k)
+        return self.retriever.search(query, k or self.settings.k, explain=explain)
 
     def status(self) -> dict[str, Any]:
         """What is indexed, what was skipped and why, where the index lives."""

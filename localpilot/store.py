@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,10 @@ class Store(ABC):
     @abstractmethod
     def count(self) -> int: ...
 
+    @abstractmethod
+    def clear(self) -> None:
+        """Remove every chunk."""
+
 
 def collection_name(model_name: str) -> str:
     """Chroma-safe (3-63 chars, [a-z0-9_-]) and unique per embedding model."""
@@ -70,13 +75,20 @@ class ChromaStore(Store):
             self._client = chromadb.PersistentClient(
                 path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
             )
-            self._col = self._client.get_or_create_collection(
-                collection_name(model_name), embedding_function=None,
-                configuration={"hnsw": {"space": "cosine"}}, metadata={"embedder": model_name},
-            )
+            self._name, self._model = collection_name(model_name), model_name
+            self._col = self._open()
             self._batch = int(self._client.get_max_batch_size())
         except Exception as exc:  # chromadb raises many types; translate at the edge
             raise StoreError(f"cannot open the index at {path}: {exc}. Delete that directory to rebuild.") from exc
+
+    def _open(self) -> Any:
+        return self._client.get_or_create_collection(
+            self._name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedder": self._model})
+
+    def clear(self) -> None:
+        self._client.delete_collection(self._name)
+        self._col = self._open()
 
     def _batches(self, n: int) -> Iterable[slice]:
         for start in range(0, n, self._batch):
@@ -145,3 +157,6 @@ class MemoryStore(Store):
 
     def count(self) -> int:
         return len(self.rows)
+
+    def clear(self) -> None:
+        self.rows.clear()

@@ -48,9 +48,13 @@ class Hit:
     kind: str
     score: float
     snippet: str
+    explain: dict[str, object] | None = None  # per-channel ranks and scores, when asked for
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        out = asdict(self)
+        if self.explain is None:
+            out.pop("explain")
+        return out
 
 
 @dataclass

@@ -8,9 +8,9 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "localpilot"
 HEAVY = {"torch": "experts", "sentence_transformers": "experts", "llama_cpp": "experts",
          "transformers": "experts", "chromadb": "store", "textual": "tui"}
-LAYER = {"config": 0, "errors": 0, "types": 0, "resources": 0, "experts": 1, "store": 1, "index": 2,
-         "retrieve": 2, "answer": 2, "router": 2, "service": 3, "cli": 4, "tui": 4, "editor": 4, "githook": 4,
-         "__init__": 0, "__main__": 5}
+LAYER = {"config": 0, "errors": 0, "types": 0, "resources": 0, "text": 0, "experts": 1, "store": 1, "index": 2,
+         "retrieve": 3, "answer": 3, "router": 3, "service": 4, "cli": 5, "tui": 5, "editor": 5, "githook": 5,
+         "__init__": 0, "__main__": 6}
 
 
 def _imports(path: Path) -> set[str]:

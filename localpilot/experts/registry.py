@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from localpilot.errors import ModelNotFound
+from localpilot.experts.reranker import CrossEncoderReranker, Reranker
 from localpilot.resources import data_dir
 
 if sys.version_info >= (3, 11):
@@ -52,3 +53,23 @@ def resolve_embedder(name: str) -> EmbedderSpec:
         f"unknown embedding model {name!r}: use one of {', '.join(sorted(table))} "
         "or a local sentence-transformers directory"
     )
+
+
+def load_reranker(name: str, device: str = "auto") -> Reranker | None:
+    """``none``, a preset shipped in models/, a local cross-encoder directory, or a Hugging Face id
+    (downloaded only when the user allows it, e.g. HF_HUB_OFFLINE=0 and a prior `models pull`)."""
+    if name.lower() in {"", "none", "off"}:
+        return None
+    table = presets().get("rerankers", {})
+    if name in table:
+        path = data_dir("models") / table[name]["dir"]
+        if not (path / "config.json").is_file():
+            raise ModelNotFound(f"reranker {name!r}: no model files under {path}")
+        return CrossEncoderReranker(str(path), name, device)
+    local = Path(name).expanduser()
+    if (local / "config.json").is_file():
+        return CrossEncoderReranker(str(local.resolve()), f"local:{local.resolve()}", device)
+    if "/" in name and not local.exists():
+        return CrossEncoderReranker(name, name, device)
+    raise ModelNotFound(f"unknown reranker {name!r}: use none, one of {', '.join(sorted(table)) or '(none)'}, "
+                        "a local cross-encoder directory or a Hugging Face id")

@@ -83,11 +83,16 @@ class Indexer:
         return stats
 
     def _known(self) -> dict[str, FileRecord]:
+        """The manifest, reset when it and the vector store disagree (one was deleted or migrated)."""
         known = self.state.files()
-        if self.store.count() == 0 and any(r.chunks for r in known.values()):
+        stored = self.store.count()
+        if stored == 0 and any(r.chunks for r in known.values()):
             log.warning("the vector store is empty but the manifest is not: rebuilding the index")
             self.state.commit_files([], removed=list(known))
             return {}
+        if stored and not known:
+            log.warning("the vector store has chunks the manifest does not know: rebuilding the index")
+            self.store.clear()
         return known
 
     @staticmethod
@@ -188,7 +193,7 @@ class Indexer:
         stale = sorted(old_ids - set(chunks))
         if stale:
             self.store.delete(stale)
-        self.state.commit_files([p.record for p in batch])
+        self.state.commit_files([p.record for p in batch], {p.record.path: p.chunks for p in touched})
         for p in batch:
             self._tally(p, stats)
         stats.chunks_written += len(new)

@@ -1,4 +1,5 @@
-"""Index bookkeeping in SQLite: which files are done (manifest), cached embeddings, run metadata.
+"""Index bookkeeping in SQLite: the manifest of finished files, their chunks with a full-text (FTS5) index,
+cached embeddings, and run metadata.
 
 A file counts as indexed only once its manifest row is committed, after its chunks are in the store, so
 an interrupted run resumes where it stopped. Rows are keyed by embedding model: switching models never
@@ -8,12 +9,19 @@ mixes manifests or vectors.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from localpilot.text import code_terms
+from localpilot.types import Chunk
+
+#: Bump when the tables' meaning changes: manifests and chunks are dropped (embeddings kept) and rebuilt.
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -24,7 +32,27 @@ CREATE TABLE IF NOT EXISTS embeddings (
     model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash));
 CREATE TABLE IF NOT EXISTS meta (model TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
     PRIMARY KEY (model, key));
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY, model TEXT NOT NULL, chunk_id TEXT NOT NULL, path TEXT NOT NULL,
+    start_line INTEGER, end_line INTEGER, language TEXT, symbol TEXT, kind TEXT, text TEXT,
+    UNIQUE (model, chunk_id));
+CREATE INDEX IF NOT EXISTS chunks_by_path ON chunks (model, path);
+CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(path, symbol, body, tokenize='porter unicode61');
 """
+#: bm25 column weights for (path, symbol, body): names say more than bodies.
+LEXICAL_WEIGHTS = (2.0, 4.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_id: str
+    path: str
+    start_line: int
+    end_line: int
+    language: str
+    symbol: str
+    kind: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -48,7 +76,15 @@ class IndexState:
         self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            self.db.executescript("DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS chunks; "
+                                  "DROP TABLE IF EXISTS lexical; DROP TABLE IF EXISTS meta;")
         self.db.executescript(SCHEMA)
+        self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self.db.close()
@@ -59,15 +95,70 @@ class IndexState:
             (self.model,))
         return {r[0]: FileRecord(*r) for r in rows}
 
-    def commit_files(self, records: Iterable[FileRecord], removed: Sequence[str] = ()) -> None:
-        """Record finished files (and forget removed ones) in one transaction."""
+    def commit_files(self, records: Iterable[FileRecord], chunks: dict[str, list[Chunk]] | None = None,
+                     removed: Sequence[str] = ()) -> None:
+        """In one transaction: record finished files, replace the chunks of the files in ``chunks``, and
+        forget ``removed`` files with their chunks."""
+        chunks = chunks or {}
         with self._tx():
             self.db.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
                 [(self.model, r.path, r.size, r.mtime_ns, r.sha256, r.status, r.reason, r.language, r.chunks)
                  for r in records])
+            self._drop_chunks([*chunks, *removed])
             self.db.executemany("DELETE FROM files WHERE model=? AND path=?",
                                 [(self.model, p) for p in removed])
+            for file_chunks in chunks.values():
+                for c in file_chunks:
+                    self._add_chunk(c)
+
+    def _drop_chunks(self, paths: Sequence[str]) -> None:
+        for start in range(0, len(paths), 500):
+            part = list(paths[start : start + 500])
+            marks = ",".join("?" * len(part))
+            rowids = [(r,) for (r,) in self.db.execute(
+                f"SELECT rowid FROM chunks WHERE model=? AND path IN ({marks})", (self.model, *part))]
+            self.db.executemany("DELETE FROM lexical WHERE rowid=?", rowids)
+            self.db.executemany("DELETE FROM chunks WHERE rowid=?", rowids)
+
+    def _add_chunk(self, c: Chunk) -> None:
+        cur = self.db.execute(
+            "INSERT INTO chunks (model, chunk_id, path, start_line, end_line, language, symbol, kind, text) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (self.model, c.chunk_id, c.path, c.start_line, c.end_line, c.language, c.symbol, c.kind, c.text))
+        self.db.execute("INSERT INTO lexical (rowid, path, symbol, body) VALUES (?,?,?,?)",
+                        (cur.lastrowid, " ".join(code_terms(c.path)), " ".join(code_terms(c.symbol)),
+                         " ".join(code_terms(c.text))))
+
+    def lexical(self, terms: Sequence[str], n: int) -> list[tuple[str, float]]:
+        """Best ``n`` chunks for any of ``terms`` by BM25 (FTS5), as (chunk_id, score), higher is better."""
+        safe = [t for t in (re.sub(r"[^\w]", "", t) for t in terms) if t]
+        if not safe or n <= 0:
+            return []
+        match = " OR ".join(f'"{t}"' for t in safe)
+        rows = self.db.execute(
+            "SELECT c.chunk_id, bm25(lexical, ?, ?, ?) AS s FROM lexical JOIN chunks c ON c.rowid = lexical.rowid "
+            "WHERE lexical MATCH ? AND c.model = ? ORDER BY s LIMIT ?",
+            (*LEXICAL_WEIGHTS, match, self.model, n))
+        return [(cid, -float(score)) for cid, score in rows]
+
+    def symbols(self) -> list[tuple[str, str, str]]:
+        """(chunk_id, symbol, path) of every chunk, for the symbol channel."""
+        return list(self.db.execute("SELECT chunk_id, symbol, path FROM chunks WHERE model=?", (self.model,)))
+
+    def chunk_rows(self, ids: Sequence[str]) -> dict[str, ChunkRow]:
+        out: dict[str, ChunkRow] = {}
+        for start in range(0, len(ids), 500):
+            part = list(ids[start : start + 500])
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(
+                "SELECT chunk_id, path, start_line, end_line, language, symbol, kind, text FROM chunks "
+                f"WHERE model=? AND chunk_id IN ({marks})", (self.model, *part))
+            out.update({r[0]: ChunkRow(*r) for r in rows})
+        return out
+
+    def chunk_count(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM chunks WHERE model=?", (self.model,)).fetchone()[0])
 
     def cached_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}

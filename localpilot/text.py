@@ -1,0 +1,43 @@
+"""Text helpers shared by indexing and retrieval: code-aware terms for the lexical and symbol channels."""
+
+from __future__ import annotations
+
+import re
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+STOPWORDS = frozenset("""
+a an and are as at be been by can do does for from has have how i if in into is it its of on or our should so
+that the their them then there these this those to was we were what when where which who why will with you your
+code function method class file files find show me return returns value values use used using given all any
+""".split())
+
+
+def split_identifier(ident: str) -> list[str]:
+    """``parseHTTPResponse_v2`` -> ``["parse", "http", "response", "v2"]`` (lower-case parts)."""
+    parts: list[str] = []
+    for piece in ident.split("_"):
+        parts.extend(p.lower() for p in _CAMEL.findall(piece))
+    return [p for p in parts if p]
+
+
+def code_terms(text: str) -> list[str]:
+    """Every identifier in ``text`` as its split parts plus, when compound, the whole identifier."""
+    out: list[str] = []
+    for ident in _IDENT.findall(text):
+        parts = split_identifier(ident)
+        out.extend(parts)
+        whole = ident.lower().strip("_")
+        if len(parts) > 1 and whole:
+            out.append(whole)
+    return out
+
+
+def query_terms(text: str) -> list[str]:
+    """Distinct code terms of a query without English stop words, in order of appearance."""
+    seen: dict[str, None] = {}
+    for term in code_terms(text):
+        if term not in STOPWORDS and len(term) > 1:
+            seen.setdefault(term, None)
+    return list(seen)
