@@ -82,8 +82,16 @@ def metrics(ranks: Sequence[int | None], k: int) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------------- systems
 
 
-def run_localpilot(repo: Path, cache: Path, queries: Sequence[str],
-                   k: int) -> tuple[list[list[Span]], dict, Any]:
+#: Channel-weight ablations of localpilot's hybrid retriever (extra rows; skipped if the retriever has none).
+ABLATIONS = {"vector only": {"vector": 1.0, "lexical": 0.0, "symbol": 0.0},
+             "lexical only": {"vector": 0.0, "lexical": 1.0, "symbol": 0.0}}
+
+
+def run_localpilot(repo: Path, cache: Path, queries: Sequence[str], k: int,
+                   ablate: bool) -> tuple[dict[str, list[list[Span]]], dict, Any]:
+    """Index ``repo`` and search each query; returns ({variant: rankings}, info, the loaded model)."""
+    import dataclasses
+
     from localpilot.config import load_settings
     from localpilot.service import Assistant
 
@@ -94,16 +102,28 @@ def run_localpilot(repo: Path, cache: Path, queries: Sequence[str],
     load_s = time.perf_counter() - t
     stats = a.index()
     log.info("localpilot index: %s", stats.summary())
-    ranked, times = [], []
-    for q in queries:
-        t = time.perf_counter()
-        ranked.append([(h.path, h.start_line, h.end_line) for h in a.search(q, k=k)])
-        times.append(time.perf_counter() - t)
+
+    def search_all() -> tuple[list[list[Span]], dict[str, float]]:
+        ranked, times = [], []
+        for q in queries:
+            t = time.perf_counter()
+            ranked.append([(h.path, h.start_line, h.end_line) for h in a.search(q, k=k)])
+            times.append(time.perf_counter() - t)
+        return ranked, _latency(times)
+
+    ranked, latency = search_all()
+    out = {"": ranked}
     info = {"model_load_s": load_s, "index_s": stats.seconds, "chunks": stats.chunks_written,
             "chunks_embedded": stats.chunks_embedded, "chunks_truncated": stats.chunks_truncated,
-            "files_indexed": stats.files_indexed, **_latency(times)}
+            "files_indexed": stats.files_indexed, **latency, "variants": {}}
+    config = getattr(getattr(a, "retriever", None), "config", None)
+    if ablate and config is not None and hasattr(config, "weights"):
+        for name, weights in ABLATIONS.items():
+            a.retriever.config = dataclasses.replace(config, weights=weights)
+            out[name], info["variants"][name] = search_all()
+        a.retriever.config = config
     a.close()
-    return ranked, info, model
+    return out, info, model
 
 
 def run_bm25(functions: Sequence[Function], queries: Sequence[str], k: int) -> tuple[list[list[Span]], dict]:
@@ -171,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
     p.add_argument("--batch-size", type=int, default=32, help="raw MiniLM encode batch size")
+    p.add_argument("--no-ablations", action="store_true",
+                   help="skip the localpilot vector-only / lexical-only rows")
     p.add_argument("--workdir", type=Path, help="where to build the repo and index (default: a temp dir, removed)")
     p.add_argument("--out", type=Path, help="also write the results as JSON here")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -205,7 +227,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     results: dict[str, dict] = {}
-    ranked_lp, info_lp, model = run_localpilot(repo, cache, queries, args.k)
+    lp_runs, info_lp, model = run_localpilot(repo, cache, queries, args.k, not args.no_ablations)
+    ranked_lp = lp_runs[""]
     log.info("localpilot done")
     ranked_bm, info_bm = run_bm25(functions, queries, args.k)
     log.info("bm25 done")
@@ -215,6 +238,9 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     runs: list[tuple[str, list[list[Span]], dict, Callable[[Sequence[Span], Function], int | None]]] = [
         ("localpilot", ranked_lp, info_lp, first_hit),
         ("localpilot (chunk in fn)", ranked_lp, info_lp, lambda r, t: first_hit(r, t, strict=True)),
+        *[(f"localpilot [{name}]", lp_runs[name],
+           {**{k: v for k, v in info_lp.items() if k != "variants"}, **info_lp["variants"][name]}, first_hit)
+          for name in ABLATIONS if name in lp_runs],
         ("bm25", ranked_bm, info_bm, first_hit),
         ("minilm-raw", ranked_mini, info_mini, first_hit),
     ]

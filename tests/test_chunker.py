@@ -143,3 +143,12 @@ def test_grammar_query_compiles_and_sample_parses_cleanly(name: str) -> None:
     tree = Parser(g.language).parse((POLYGLOT / name).read_bytes())
     assert not tree.root_node.has_error, f"{name} should be a valid sample"
     assert g.query.pattern_count > 0
+
+
+def test_header_chunks_are_measured_on_their_final_text(minilm: SentenceTransformerEmbedder) -> None:
+    methods = "\n".join(f"    def m{i}(self, alpha_{i}, beta_{i}, gamma_{i}):\n        return {i}\n" for i in range(60))
+    text = f"class Wide:\n    \"\"\"Many members.\"\"\"\n\n{methods}"
+    chunks = chunk_file("wide.py", text, "python", minilm.count_tokens, budget=100)
+    header = next(c for c in chunks if c.kind == "header")
+    assert "def m0(self" in header.text and not header.truncated
+    assert minilm.count_tokens([header.text])[0] <= 100

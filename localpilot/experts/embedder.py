@@ -88,7 +88,7 @@ class SentenceTransformerEmbedder(Embedder):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False,
+        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False,
                                        return_attention_mask=False, return_token_type_ids=False)
         return [len(ids) for ids in encoded["input_ids"]]
 

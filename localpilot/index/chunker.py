@@ -64,7 +64,7 @@ def chunk_file(path: str, text: str, language: str, count_tokens: TokenCounter, 
         lines.pop()
     if not lines:
         return []
-    builder = _Builder(path, language, _Lines(lines, count_tokens(lines)), budget)
+    builder = _Builder(path, language, _Lines(lines, count_tokens(lines)), budget, count_tokens)
     defs = _definitions(language, text, lines) if has_grammar(language) else None
     if defs is not None:
         builder.region(0, len(lines) - 1, defs, "")
@@ -76,13 +76,13 @@ def chunk_file(path: str, text: str, language: str, count_tokens: TokenCounter, 
 
 
 class _Builder:
-    def __init__(self, path: str, language: str, lines: _Lines, budget: int) -> None:
-        self.path, self.language, self.lines, self.budget = path, language, lines, budget
+    def __init__(self, path: str, language: str, lines: _Lines, budget: int, count: TokenCounter) -> None:
+        self.path, self.language, self.lines, self.budget, self.count = path, language, lines, budget, count
         self.chunks: list[Chunk] = []
 
     def add(self, lo: int, hi: int, symbol: str, kind: str, text: str | None = None) -> None:
         body = self.lines.text(lo, hi) if text is None else text
-        tokens = self.lines.tokens(lo, hi) if text is None else self.budget
+        tokens = self.lines.tokens(lo, hi) if text is None else self.count([text])[0]
         self.chunks.append(Chunk(self.path, lo + 1, hi + 1, self.language, symbol, kind, body,
                                  truncated=tokens > self.budget))
 
@@ -116,9 +116,10 @@ class _Builder:
             self.windows(lo, hi, qual, "header")
             return
         parts, used = [self.lines.text(lo, hi)], self.lines.tokens(lo, hi)
+        ellipsis = self.count(["..."])[0]
         for child in d.children:
             sig_hi = min(child.sig_end, child.start + MAX_SIGNATURE_LINES - 1)
-            cost = self.lines.tokens(child.start, sig_hi) + 1
+            cost = self.lines.tokens(child.start, sig_hi) + ellipsis
             if used + cost > self.budget:
                 break
             indent = re.match(r"\s*", self.lines.lines[sig_hi]).group(0)  # type: ignore[union-attr]
