@@ -35,11 +35,12 @@ class Settings:
 
     embedder: str = "minilm"  # preset name from models/presets.toml, or a local model directory
     device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # embedding compute precision: auto (bf16 where native) | fp32 | bf16
     max_file_bytes: int = 1_000_000
     exclude: tuple[str, ...] = ()  # extra gitignore-style globs never indexed
     k: int = 10
     reranker: str = "none"  # reranker preset, local cross-encoder directory, Hugging Face id, or "none"
-    per_file: int = 3  # most search hits from one file
+    per_file: int = 5  # most search hits from one file
     batch_size: int = 32
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "localpilot")
     data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "localpilot")

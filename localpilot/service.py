@@ -43,7 +43,7 @@ class Assistant:
 
             spec = resolve_embedder(self.settings.embedder)
             self._embedder = SentenceTransformerEmbedder(str(spec.path), spec.name, self.settings.device,
-                                                         self.settings.batch_size)
+                                                         self.settings.batch_size, self.settings.precision)
         return self._embedder
 
     @property

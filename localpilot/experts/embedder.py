@@ -37,11 +37,13 @@ class Embedder(ABC):
 class SentenceTransformerEmbedder(Embedder):
     """A local sentence-transformers model directory, loaded on first use."""
 
-    def __init__(self, model_dir: str, name: str, device: str = "auto", batch_size: int = 32) -> None:
+    def __init__(self, model_dir: str, name: str, device: str = "auto", batch_size: int = 32,
+                 precision: str = "auto") -> None:
         self.model_dir = model_dir
         self.name = name
         self.device = device
         self.batch_size = batch_size
+        self.precision = precision  # auto | fp32 | bf16 (resolved at load)
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -65,8 +67,11 @@ class SentenceTransformerEmbedder(Embedder):
         device = self.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        log.info("loading embedder %s from %s on %s", self.name, self.model_dir, device)
-        return SentenceTransformer(self.model_dir, device=device, local_files_only=True)
+        self.precision = resolve_precision(self.precision, device)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        log.info("loading embedder %s from %s on %s (%s)", self.name, self.model_dir, device, self.precision)
+        return SentenceTransformer(self.model_dir, device=device, local_files_only=True,
+                                   model_kwargs={"dtype": dtype})
 
     @property
     def dim(self) -> int:  # type: ignore[override]
@@ -80,10 +85,11 @@ class SentenceTransformerEmbedder(Embedder):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        vectors = vectors.float().cpu().numpy()  # normalise in fp32 whatever the compute precision
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -91,6 +97,23 @@ class SentenceTransformerEmbedder(Embedder):
         encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False,
                                        return_attention_mask=False, return_token_type_ids=False)
         return [len(ids) for ids in encoded["input_ids"]]
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` picks bf16 where the hardware runs it natively (CUDA, or a CPU with AMX / AVX512-BF16:
+    about 2x the fp32 throughput at cosine >= 0.996 to fp32, see bench/embedding.py), else fp32."""
+    if precision in {"fp32", "bf16"}:
+        return precision
+    if precision != "auto":
+        raise ValueError(f"unknown embedding precision {precision!r}: use auto, fp32 or bf16")
+    import torch
+
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    cpu = torch.cpu
+    fast = getattr(cpu, "_is_amx_tile_supported", lambda: False)() or getattr(
+        cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return "bf16" if fast else "fp32"
 
 
 _WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")
