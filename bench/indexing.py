@@ -5,7 +5,8 @@ Default repo: the docstring-stripped requests/attrs/flask sdists (see ``_corpus.
 
 1. model load + warm-up, timed on its own (excluded from everything below);
 2. cold full index with a fresh cache dir: seconds, chunks embedded, chunks/s, and where the time went;
-3. raw baseline: ``model.encode(texts, batch_size=32)`` of exactly the texts localpilot embedded
+3. raw baseline: a plain fp32 ``SentenceTransformer(...).encode(texts, batch_size=32)`` of exactly the texts
+   localpilot embedded (whatever precision localpilot picked; the cosine agreement is reported too)
    (``Chunk.embed_text()`` of the stored chunks, one per content hash), chunks/s, ratio localpilot/raw;
    steps 2 and 3 alternate ``--repeat`` times (default 3) and the fastest of each is reported, since a
    2-core machine shared with other work makes single timings noisy;
@@ -190,6 +191,11 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     embedder.count_tokens(["def warm_up(x):", "return x"])
     model.encode(["def warm_up(x):\n    return x"] * 4, batch_size=args.batch_size, show_progress_bar=False)
     load_s = time.perf_counter() - t
+    # The baseline is the plain fp32 SentenceTransformer, whatever precision localpilot picked.
+    from sentence_transformers import SentenceTransformer
+
+    raw = SentenceTransformer(embedder.model_dir, device="cpu")
+    raw.encode(["def warm_up(x):\n    return x"] * 4, batch_size=args.batch_size, show_progress_bar=False)
     timers = Timers()
     timers.wrap(embedder, "embed", "embed (model.encode)")
     timers.wrap(embedder, "count_tokens", "count_tokens (chunking)")
@@ -224,7 +230,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
             if len(texts) != cold.chunks_embedded:
                 log.warning("collected %d texts but the indexer embedded %d", len(texts), cold.chunks_embedded)
         t = time.perf_counter()
-        model.encode(texts, batch_size=args.batch_size, show_progress_bar=False)
+        raw_vectors = raw.encode(texts, batch_size=args.batch_size, show_progress_bar=False,
+                                 normalize_embeddings=True)
         raw_s = time.perf_counter() - t
         log.info("raw run %d: %d texts in %.2fs", i + 1, len(texts), raw_s)
         runs.append({"stats": cold, "wall": cold_wall, "open_s": open_s, "breakdown": breakdown, "raw_s": raw_s})
@@ -232,6 +239,10 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     cold, cold_wall, open_s, breakdown = best["stats"], best["wall"], best["open_s"], best["breakdown"]
     raw_s = min(r["raw_s"] for r in runs)
     tokens = embedder.count_tokens(texts)
+    cosines = (embedder.embed(texts) * raw_vectors).sum(axis=1)
+    agreement = {"precision": embedder.precision, "cosine_min": float(cosines.min()),
+                 "cosine_mean": float(cosines.mean())}
+    log.info("localpilot vs raw fp32 vectors: %s", agreement)
 
     # 4. warm re-index, nothing changed
     timers.reset()
@@ -268,6 +279,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
                  "chunks_embedded": cold.chunks_embedded, "chunks_truncated": cold.chunks_truncated,
                  "chunks_per_s": lp_rate, "breakdown_s": breakdown,
                  "runs_s": [r["stats"].seconds for r in runs]},
+        "agreement": agreement,
         "raw": {"seconds": raw_s, "texts": len(texts), "chunks_per_s": raw_rate, "batch_size": args.batch_size,
                 "runs_s": [r["raw_s"] for r in runs], "tokens_mean": sum(tokens) / max(len(tokens), 1),
                 "tokens_max": max(tokens, default=0)},
@@ -303,6 +315,9 @@ def print_report(r: dict) -> None:
           "best of " + ", ".join(f"{x:.2f}" for x in raw["runs_s"])
           + f"; batch_size {raw['batch_size']}")
     print(f"{'ratio localpilot / raw':<34} {'':>8} {'':>9} {r['ratio_localpilot_over_raw']:>9.3f}")
+    g = r["agreement"]
+    print(f"localpilot precision {g['precision']}: cosine to raw fp32 vectors min {g['cosine_min']:.4f}, "
+          f"mean {g['cosine_mean']:.4f}")
     print(f"{'warm re-index (no change)':<34} {w['seconds']:>8.2f} {w['chunks_embedded']:>9} {'':>9}  "
           f"{100 * w['fraction_of_cold']:.1f}% of cold")
     if e.get("target"):

@@ -1,0 +1,99 @@
+"""Hybrid retrieval: fusion logic with fakes, channels and bad queries with the real stack."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from conftest import Repo
+
+from localpilot.index.state import ChunkRow
+from localpilot.retrieve import cap_per_file, clean_query, fuse, fuse_scores
+from localpilot.service import Assistant
+from localpilot.text import code_terms, query_terms, split_identifier
+
+
+def test_identifier_splitting() -> None:
+    assert split_identifier("parseHTTPResponse_v2") == ["parse", "http", "response", "v", "2"]
+    assert "max_retries" in code_terms("self.max_retries = 3")
+    assert query_terms("How are the retries configured for HTTPAdapter?") == [
+        "retries", "configured", "http", "adapter", "httpadapter"]
+
+
+def test_rrf_rewards_agreement_between_channels() -> None:
+    fused = fuse({"vector": [("a", 0.9), ("b", 0.8)], "lexical": [("b", 10.0), ("c", 5.0)]},
+                 {"vector": 1.0, "lexical": 1.0})
+    assert [cid for cid, _ in fused] == ["b", "a", "c"]
+
+
+def test_score_fusion_normalises_each_channel() -> None:
+    fused = fuse_scores({"vector": [("a", 0.8), ("b", 0.4)], "lexical": [("b", 30.0)], "symbol": []},
+                        {"vector": 1.0, "lexical": 0.6})
+    assert fused == [("b", pytest.approx(0.5 + 0.6)), ("a", pytest.approx(1.0))]
+
+
+def test_cap_per_file_keeps_order() -> None:
+    rows = {c: ChunkRow(c, "same.py" if c != "z" else "other.py", 1, 2, "python", "", "code", "")
+            for c in "abcz"}
+    capped = cap_per_file([(c, 1.0) for c in "abcz"], rows, 2)
+    assert [c for c, _ in capped] == ["a", "b", "z"]
+
+
+def test_clean_query_collapses_and_bounds() -> None:
+    assert clean_query("  find \n the   thing ") == "find the thing"
+    assert len(clean_query("x" * 20_000)) == 2000
+
+
+APP = {
+    "billing/invoice.py": (
+        "class InvoiceRenderer:\n"
+        "    def render_pdf(self, invoice):\n"
+        "        return self.engine.draw(invoice.lines, template='invoice.html')\n\n"
+        "def compute_vat(amount, rate=0.2):\n"
+        "    return round(amount * rate, 2)\n"),
+    "auth/tokens.py": (
+        "import hmac\n\n"
+        "def verify_signature(payload, signature, secret):\n"
+        "    expected = hmac.new(secret, payload, 'sha256').hexdigest()\n"
+        "    return hmac.compare_digest(expected, signature)\n"),
+    "docs/intro.md": "# Billing\n\nInvoices are rendered to PDF and VAT is computed per line.\n",
+}
+
+
+@pytest.fixture
+def app(make_repo: Callable[..., Repo], assistant_for: Callable[..., Assistant]) -> Assistant:
+    a = assistant_for(make_repo(APP))
+    a.index()
+    return a
+
+
+def test_exact_identifier_query_hits_via_lexical_and_symbol_channels(app: Assistant) -> None:
+    hits = app.search("compute_vat", k=3, explain=True)
+    assert hits[0].symbol == "compute_vat"
+    assert {"vector", "lexical", "symbol", "fused"} <= set(hits[0].explain or {})
+    assert hits[0].explain["lexical"]["rank"] == 1  # type: ignore[index]
+
+
+def test_natural_language_query(app: Assistant) -> None:
+    assert app.search("check an HMAC signature of a payload", k=1)[0].path == "auth/tokens.py"
+
+
+@pytest.mark.parametrize("query", [
+    "x" * 10_000 + " verify signature",
+    "名前を変更する関数 ünïcödé",
+    '(.*)+[a-z]{3}\\ "unbalanced AND OR NOT NEAR( * ^ $',
+    "-- DROP TABLE chunks; --",
+    "\0\x01\x02",
+])
+def test_odd_queries_do_not_crash(app: Assistant, query: str) -> None:
+    hits = app.search(query, k=5)
+    assert isinstance(hits, list) and len(hits) <= 5
+
+
+def test_empty_query_returns_nothing(app: Assistant) -> None:
+    assert app.search("   ") == [] and app.search("") == []
+
+
+def test_hits_without_explain_omit_it(app: Assistant) -> None:
+    hit = app.search("render invoice pdf", k=1)[0]
+    assert "explain" not in hit.to_dict() and hit.symbol.startswith("InvoiceRenderer")
