@@ -432,8 +432,10 @@ def train(args, data: dict) -> dict:
         total = args.steps
     else:
         # probe: time 3 forward/backward passes (no optimizer step) to size the schedule to the budget
-        tp = time.time()
-        for _ in range(3):
+        tp = 0.0
+        for i in range(4):  # the first pass is a warm-up (CUDA/allocator/threads), not timed
+            if i == 1:
+                tp = time.time()
             enc = batch_tensors(groups[:args.batch_groups]).to(device)
             model.train()
             with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
