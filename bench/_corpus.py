@@ -12,11 +12,15 @@ import ast
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("bench.corpus")
 
@@ -252,3 +256,17 @@ def _pair_functions(package: str, rel: str, original: str, stripped: str) -> lis
         start, end = span_of(node)
         out.append(Function(package, rel, qual, start, end, "\n".join(lines[start - 1 : end]), query))
     return out
+
+
+def run_bench(args: Any, prefix: str, run: Callable[[Any, Path], int]) -> int:
+    """Shared ``main`` tail: logging on stderr, then ``run(args, workdir)`` in --workdir or a removed temp dir."""
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return run(args, work)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)

@@ -29,14 +29,13 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import DEFAULT_PACKAGES, build_corpus, functions_of, init_repo, span_of
+from _corpus import DEFAULT_PACKAGES, build_corpus, functions_of, init_repo, run_bench, span_of
 
 log = logging.getLogger("bench.indexing")
 
@@ -155,16 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="also write the results as JSON here")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="lp-bench-indexing-"))
-    try:
-        return _run(args, work)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
+    return run_bench(args, "lp-bench-indexing-", _run)
 
 
 def _run(args: argparse.Namespace, work: Path) -> int:

@@ -24,7 +24,6 @@ import random
 import re
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import DEFAULT_PACKAGES, Function, build_corpus
+from _corpus import DEFAULT_PACKAGES, Function, build_corpus, run_bench
 
 log = logging.getLogger("bench.retrieval")
 
@@ -197,17 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", type=Path, help="also write the results as JSON here")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="lp-bench-retrieval-"))
-    try:
-        return _run(args, work)
-    finally:
-        if args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
+    return run_bench(args, "lp-bench-retrieval-", _run)
 
 
 def _run(args: argparse.Namespace, work: Path) -> int:

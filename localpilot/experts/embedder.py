@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from localpilot.experts._lazy import LazyModel, pick_device, prepare_offline
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Embedder(ABC):
         """Tokens per text as the model counts them, without special tokens."""
 
 
-class SentenceTransformerEmbedder(Embedder):
+class SentenceTransformerEmbedder(LazyModel, Embedder):
     """A local sentence-transformers model directory, loaded on first use."""
 
     def __init__(self, model_dir: str, name: str, device: str = "auto", batch_size: int = 32,
@@ -44,29 +44,13 @@ class SentenceTransformerEmbedder(Embedder):
         self.device = device
         self.batch_size = batch_size
         self.precision = precision  # auto | fp32 | bf16 (resolved at load)
-        self._model: Any = None
-        self._lock = threading.Lock()
-
-    @property
-    def model(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                self._model = self._load()
-        return self._model
 
     def _load(self) -> Any:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        prepare_offline()
         import torch
-        import transformers
         from sentence_transformers import SentenceTransformer
 
-        transformers.utils.logging.disable_progress_bar()
-
-        device = self.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = pick_device(self.device)
         self.precision = resolve_precision(self.precision, device)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         log.info("loading embedder %s from %s on %s (%s)", self.name, self.model_dir, device, self.precision)

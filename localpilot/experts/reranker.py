@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
+
+from localpilot.experts._lazy import LazyModel, pick_device, prepare_offline
 
 log = logging.getLogger(__name__)
 
@@ -21,30 +21,23 @@ class Reranker(ABC):
         """Relevance of each text to the query; higher is better."""
 
 
-class CrossEncoderReranker(Reranker):
+class CrossEncoderReranker(LazyModel, Reranker):
     """A local (or, when the user allows downloads, Hugging Face) cross-encoder, loaded on first use."""
 
     def __init__(self, model: str, name: str, device: str = "auto", max_length: int = 256,
                  batch_size: int = 32) -> None:
         self.model_ref, self.name, self.device = model, name, device
         self.max_length, self.batch_size = max_length, batch_size
-        self._model: Any = None
-        self._lock = threading.Lock()
 
-    @property
-    def model(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                import torch
-                import transformers
-                from sentence_transformers import CrossEncoder
+    def _load(self) -> Any:
+        prepare_offline()
+        import torch
+        from sentence_transformers import CrossEncoder
 
-                transformers.utils.logging.disable_progress_bar()
-                device = self.device if self.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-                log.info("loading reranker %s on %s", self.name, device)
-                self._model = CrossEncoder(self.model_ref, max_length=self.max_length, device=device)
-        return self._model
+        device = pick_device(self.device)
+        log.info("loading reranker %s on %s", self.name, device)
+        return CrossEncoder(self.model_ref, max_length=self.max_length, device=device,
+                            model_kwargs={"dtype": torch.float32})
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
