@@ -82,8 +82,15 @@ def metrics(ranks: Sequence[int | None], k: int) -> dict[str, float]:
 
 
 #: Channel-weight ablations of localpilot's hybrid retriever (extra rows; skipped if the retriever has none).
-ABLATIONS = {"vector only": {"vector": 1.0, "lexical": 0.0, "symbol": 0.0},
-             "lexical only": {"vector": 0.0, "lexical": 1.0, "symbol": 0.0}}
+# name -> (channel weights to use, or None for the configured ones; keep the reranker?)
+ABLATIONS: dict[str, tuple[dict[str, float] | None, bool]] = {
+    "no rerank": (None, False),
+    "no lexical": ({"lexical": 0.0}, True),
+    "no symbol": ({"symbol": 0.0}, True),
+    "vector only, no rerank": ({"vector": 1.0, "lexical": 0.0, "symbol": 0.0}, False),
+    "lexical only, no rerank": ({"vector": 0.0, "lexical": 1.0, "symbol": 0.0}, False),
+    "symbol only, no rerank": ({"vector": 0.0, "lexical": 0.0, "symbol": 1.0}, False),
+}
 
 
 def run_localpilot(repo: Path, cache: Path, queries: Sequence[str], k: int,
@@ -117,10 +124,14 @@ def run_localpilot(repo: Path, cache: Path, queries: Sequence[str], k: int,
             "files_indexed": stats.files_indexed, **latency, "variants": {}}
     config = getattr(getattr(a, "retriever", None), "config", None)
     if ablate and config is not None and hasattr(config, "weights"):
-        for name, weights in ABLATIONS.items():
-            a.retriever.config = dataclasses.replace(config, weights=weights)
+        reranker = a.retriever.reranker
+        for name, (weights, rerank) in ABLATIONS.items():
+            if not rerank and reranker is None and weights is None:
+                continue  # "no rerank" is the main row already
+            a.retriever.config = dataclasses.replace(config, weights={**config.weights, **(weights or {})})
+            a.retriever.reranker = reranker if rerank else None
             out[name], info["variants"][name] = search_all()
-        a.retriever.config = config
+        a.retriever.config, a.retriever.reranker = config, reranker
     a.close()
     return out, info, model
 
@@ -278,22 +289,22 @@ def print_report(r: dict) -> None:
     print(f"localpilot index: {lp['chunks']} chunks, {lp['chunks_embedded']} embedded "
           f"({lp['chunks_truncated']} truncated), model load {lp['model_load_s']:.1f}s")
     print()
-    head = f"{'system':<26} {'MRR@' + str(k):>8} {'R@1':>7} {'R@' + str(k):>7} {'index s':>9} {'query ms (median)':>18}"
+    head = f"{'system':<38} {'MRR@' + str(k):>8} {'R@1':>7} {'R@' + str(k):>7} {'index s':>9} {'query ms (median)':>18}"
     print(head)
     print("-" * len(head))
     for name, res in r["results"].items():
         t = res["timing"]
-        print(f"{name:<26} {res[f'mrr@{k}']:>8.3f} {res['r@1']:>7.3f} {res[f'r@{k}']:>7.3f} "
+        print(f"{name:<38} {res[f'mrr@{k}']:>8.3f} {res['r@1']:>7.3f} {res[f'r@{k}']:>7.3f} "
               f"{t['index_s']:>9.1f} {t['query_ms']:>18.1f}")
     print()
     pkgs = list(r["packages"])
     counts = r["results"]["bm25"]["by_package"]
     labels = [f"{p} ({counts[p]['queries']})" for p in pkgs]
-    head = f"{'MRR@' + str(k) + ' by package':<26} " + " ".join(f"{label:>16}" for label in labels)
+    head = f"{'MRR@' + str(k) + ' by package':<38} " + " ".join(f"{label:>16}" for label in labels)
     print(head)
     print("-" * len(head))
     for name, res in r["results"].items():
-        print(f"{name:<26} " + " ".join(f"{res['by_package'][p][f'mrr@{k}']:>16.3f}" for p in pkgs))
+        print(f"{name:<38} " + " ".join(f"{res['by_package'][p][f'mrr@{k}']:>16.3f}" for p in pkgs))
     print(f"\ntotal {r['seconds_total']:.0f}s")
 
 

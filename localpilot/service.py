@@ -73,7 +73,7 @@ class Assistant:
             from localpilot.experts.registry import load_reranker
 
             config = RetrievalConfig(per_file=self.settings.per_file)
-            reranker = load_reranker(self.settings.reranker, self.settings.device)
+            reranker = load_reranker(self.settings.reranker, self.settings.device, self.settings.precision)
             self._retriever = Retriever(self.embedder, self.store, self.state, reranker, config)
         return self._retriever
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from localpilot.experts._lazy import LazyModel, pick_device, prepare_offline
+from localpilot.experts._lazy import LazyModel, pick_device, prepare_offline, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +81,6 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
         encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False,
                                        return_attention_mask=False, return_token_type_ids=False)
         return [len(ids) for ids in encoded["input_ids"]]
-
-
-def resolve_precision(precision: str, device: str) -> str:
-    """``auto`` picks bf16 where the hardware runs it natively (CUDA, or a CPU with AMX / AVX512-BF16:
-    about 2x the fp32 throughput at cosine >= 0.996 to fp32, see bench/embedding.py), else fp32."""
-    if precision in {"fp32", "bf16"}:
-        return precision
-    if precision != "auto":
-        raise ValueError(f"unknown embedding precision {precision!r}: use auto, fp32 or bf16")
-    import torch
-
-    if device.startswith("cuda"):
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    cpu = torch.cpu
-    fast = getattr(cpu, "_is_amx_tile_supported", lambda: False)() or getattr(
-        cpu, "_is_avx512_bf16_supported", lambda: False)()
-    return "bf16" if fast else "fp32"
 
 
 _WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")

@@ -55,7 +55,7 @@ def resolve_embedder(name: str) -> EmbedderSpec:
     )
 
 
-def load_reranker(name: str, device: str = "auto") -> Reranker | None:
+def load_reranker(name: str, device: str = "auto", precision: str = "auto") -> Reranker | None:
     """``none``, a preset shipped in models/, a local cross-encoder directory, or a Hugging Face id
     (downloaded only when the user allows it, e.g. HF_HUB_OFFLINE=0 and a prior `models pull`)."""
     if name.lower() in {"", "none", "off"}:
@@ -65,11 +65,11 @@ def load_reranker(name: str, device: str = "auto") -> Reranker | None:
         path = data_dir("models") / table[name]["dir"]
         if not (path / "config.json").is_file():
             raise ModelNotFound(f"reranker {name!r}: no model files under {path}")
-        return CrossEncoderReranker(str(path), name, device)
+        return CrossEncoderReranker(str(path), name, device, precision=precision)
     local = Path(name).expanduser()
     if (local / "config.json").is_file():
-        return CrossEncoderReranker(str(local.resolve()), f"local:{local.resolve()}", device)
+        return CrossEncoderReranker(str(local.resolve()), f"local:{local.resolve()}", device, precision=precision)
     if "/" in name and not local.exists():
-        return CrossEncoderReranker(name, name, device)
+        return CrossEncoderReranker(name, name, device, precision=precision)
     raise ModelNotFound(f"unknown reranker {name!r}: use none, one of {', '.join(sorted(table)) or '(none)'}, "
                         "a local cross-encoder directory or a Hugging Face id")

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from localpilot.experts._lazy import LazyModel, pick_device, prepare_offline
+from localpilot.experts._lazy import LazyModel, pick_device, prepare_offline, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +24,9 @@ class Reranker(ABC):
 class CrossEncoderReranker(LazyModel, Reranker):
     """A local (or, when the user allows downloads, Hugging Face) cross-encoder, loaded on first use."""
 
-    def __init__(self, model: str, name: str, device: str = "auto", max_length: int = 256,
-                 batch_size: int = 32) -> None:
-        self.model_ref, self.name, self.device = model, name, device
+    def __init__(self, model: str, name: str, device: str = "auto", max_length: int = 192,
+                 batch_size: int = 32, precision: str = "auto") -> None:
+        self.model_ref, self.name, self.device, self.precision = model, name, device, precision
         self.max_length, self.batch_size = max_length, batch_size
 
     def _load(self) -> Any:
@@ -35,16 +35,17 @@ class CrossEncoderReranker(LazyModel, Reranker):
         from sentence_transformers import CrossEncoder
 
         device = pick_device(self.device)
-        log.info("loading reranker %s on %s", self.name, device)
-        return CrossEncoder(self.model_ref, max_length=self.max_length, device=device,
-                            model_kwargs={"dtype": torch.float32})
+        self.precision = resolve_precision(self.precision, device)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        log.info("loading reranker %s on %s (%s)", self.name, device, self.precision)
+        return CrossEncoder(self.model_ref, max_length=self.max_length, device=device, model_kwargs={"dtype": dtype})
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
         scores = self.model.predict([(query, t) for t in texts], batch_size=self.batch_size,
-                                    show_progress_bar=False, convert_to_numpy=True)
-        return [float(s) for s in scores]
+                                    show_progress_bar=False, convert_to_tensor=True)
+        return [float(s) for s in scores.float().cpu()]
 
 
 class OverlapReranker(Reranker):

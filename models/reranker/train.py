@@ -24,7 +24,6 @@ import argparse
 import ast
 import gzip
 import hashlib
-import io
 import json
 import logging
 import math
@@ -41,8 +40,8 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 log = logging.getLogger("reranker")
 HERE = Path(__file__).resolve().parent
@@ -155,7 +154,7 @@ def build_functions() -> list[dict]:
                 continue
             src = path.read_text(encoding="utf-8")
             tree = ast.parse(src)
-        except Exception:  # noqa: BLE001 - syntax from other Python versions, encodings
+        except Exception:
             continue
         lines = src.splitlines()
         relpath = str(path.relative_to(root))
@@ -252,8 +251,8 @@ def mine(data: dict, base: str, device: str, k: int = 20) -> None:
     t0 = time.time()
 
     def enc(texts):
-        return bi.encode(texts, batch_size=256 if device.startswith("cuda") else 64, convert_to_numpy=True, normalize_embeddings=True,
-                         show_progress_bar=False)
+        return bi.encode(texts, batch_size=256 if device.startswith("cuda") else 64, convert_to_numpy=True,
+                         normalize_embeddings=True, show_progress_bar=False)
 
     def topk(qv, pv):
         out = []
@@ -302,12 +301,12 @@ def score_pairs(model, tok, pairs, max_length, device, batch_size=64) -> np.ndar
 def evaluate(model, tok, data, max_length, device) -> dict:
     pool, qidx, tops = data["dev_pool"], data["dev_queries"], data["dev_top"]
     pairs, spans = [], []
-    for qi, top in zip(qidx, tops):
+    for qi, top in zip(qidx, tops, strict=False):
         spans.append((len(pairs), len(top)))
         pairs.extend((pool[qi]["query"], pool[j]["passage"]) for j in top)
     scores = score_pairs(model, tok, pairs, max_length, device)
     ce_m = ce_r1 = bi_m = bi_r1 = 0.0
-    for (s, n), qi, top in zip(spans, qidx, tops):
+    for (s, n), qi, top in zip(spans, qidx, tops, strict=False):
         sc = scores[s:s + n]
         ce_order = [top[i] for i in sorted(range(n), key=lambda i: (-sc[i], i))]
         m, r1 = mrr_at_10(ce_order, qi)
@@ -315,7 +314,7 @@ def evaluate(model, tok, data, max_length, device) -> dict:
         m, r1 = mrr_at_10(top, qi)
         bi_m, bi_r1 = bi_m + m, bi_r1 + r1
     n = len(qidx)
-    in20 = np.mean([qi in top for qi, top in zip(qidx, tops)])
+    in20 = np.mean([qi in top for qi, top in zip(qidx, tops, strict=False)])
     return {"ce_mrr10": ce_m / n, "bi_mrr10": bi_m / n, "ce_r1": ce_r1 / n, "bi_r1": bi_r1 / n,
             "pos_in_top20": float(in20)}
 
@@ -332,7 +331,7 @@ def make_groups(data, rng: random.Random, group: int, n_random: int, hard_from: 
             j = rng.randrange(len(pool))
             if j != i and j not in negs:
                 negs.append(j)
-        groups.append([i] + negs)
+        groups.append([i, *negs])
     rng.shuffle(groups)
     return groups
 
@@ -413,8 +412,9 @@ def train(args, data: dict) -> dict:
                "train_loss_avg": None if loss_avg is None else round(loss_avg, 4),
                **{k: round(v, 4) for k, v in r.items()}}
         curve.append(row)
-        msg = (f"[eval] step {step:5d} ep {epoch:.2f} {row['train_minutes']:6.1f}min loss {row['train_loss_avg']} | dev "
-               f"MRR@10 CE {r['ce_mrr10']:.4f} vs bi {r['bi_mrr10']:.4f} | R@1 CE {r['ce_r1']:.3f} vs bi "
+        msg = (f"[eval] step {step:5d} ep {epoch:.2f} {row['train_minutes']:6.1f}min "
+               f"loss {row['train_loss_avg']} | dev MRR@10 CE {r['ce_mrr10']:.4f} vs bi {r['bi_mrr10']:.4f} | "
+               f"R@1 CE {r['ce_r1']:.3f} vs bi "
                f"{r['bi_r1']:.3f} | pos in top20 {r['pos_in_top20']:.3f} ({time.time() - te:.0f}s)")
         log.info(msg)
         print(msg, flush=True)

@@ -1,0 +1,96 @@
+"""Query latency of a warm localpilot process on a ≥5k-chunk index: retrieve (three channels + fusion) and
+rerank, p50/p95, with the reranker on and off, on this machine's cores.
+
+Corpus: docstring-stripped sdists (default rich, click, jinja2, werkzeug; see ``_corpus.py``); queries: the
+first docstring sentences of its functions (a fixed-seed sample), plus a few identifier queries.
+
+Usage: .venv/bin/python bench/latency.py [--queries 100] [--workdir DIR] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _corpus import build_corpus, run_bench
+
+log = logging.getLogger("bench.latency")
+PACKAGES = {"rich": "15.0.0", "click": "8.5.1", "jinja2": "3.1.6", "werkzeug": "3.1.9"}
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def measure(a: Any, queries: Sequence[str]) -> dict[str, float]:
+    total, retrieve, rerank = [], [], []
+    for q in queries:
+        t = time.perf_counter()
+        a.search(q, k=10)
+        total.append((time.perf_counter() - t) * 1000)
+        retrieve.append(a.retriever.timings.get("retrieve_ms", 0.0))
+        rerank.append(a.retriever.timings.get("rerank_ms", 0.0))
+    return {"p50_ms": percentile(total, 0.5), "p95_ms": percentile(total, 0.95), "mean_ms": statistics.mean(total),
+            "retrieve_p50_ms": percentile(retrieve, 0.5), "rerank_p50_ms": percentile(rerank, 0.5)}
+
+
+def _run(args: argparse.Namespace, work: Path) -> int:
+    from localpilot.config import load_settings
+    from localpilot.service import Assistant
+
+    repo = work / "repo"
+    corpus = build_corpus(repo, PACKAGES) if not (repo / ".git").exists() else None
+    a = Assistant(repo, load_settings(repo, cache_dir=work / "cache", reranker=args.reranker))
+    stats = a.index()
+    log.info("index: %s", stats.summary())
+    chunks = a.state.chunk_count()
+    if corpus is not None:
+        (work / "queries.json").write_text(json.dumps([f.query for f in corpus.functions if f.query]))
+    pool = json.loads((work / "queries.json").read_text())
+    queries = random.Random(args.seed).sample(pool, min(args.queries, len(pool)))
+    queries += ["render_markup", "HTTPException", "url_for", "Console.print"]
+    for q in queries[:5]:  # warm: models loaded, caches built
+        a.search(q, k=10)
+    results = {"reranker " + (a.retriever.reranker.name if a.retriever.reranker else "none"): measure(a, queries)}
+    if a.retriever.reranker is not None:
+        reranker, a.retriever.reranker = a.retriever.reranker, None
+        results["reranker none"] = measure(a, queries)
+        a.retriever.reranker = reranker
+    report = {"benchmark": "latency", "chunks": chunks, "queries": len(queries), "cpus": os.cpu_count(),
+              "load_avg_start": os.getloadavg(), "precision": getattr(a.embedder, "precision", "?"),
+              "results": results}
+    a.close()
+    print(f"latency: {chunks} chunks, {len(queries)} queries, {os.cpu_count()} CPUs, embedder {report['precision']}")
+    print(f"{'configuration':<26} {'p50 ms':>8} {'p95 ms':>8} {'retrieve p50':>13} {'rerank p50':>11}")
+    for name, r in results.items():
+        print(f"{name:<26} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['retrieve_p50_ms']:>13.1f} "
+              f"{r['rerank_p50_ms']:>11.1f}")
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reranker", default=None, help="override the configured reranker (e.g. none)")
+    p.add_argument("--workdir", type=Path, help="keep the repo and index here (reused on the next run)")
+    p.add_argument("--out", type=Path)
+    p.add_argument("-v", "--verbose", action="store_true")
+    return run_bench(p.parse_args(argv), "lp-bench-latency-", _run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
