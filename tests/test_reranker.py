@@ -1,0 +1,53 @@
+"""The shipped tiny code cross-encoder, loaded offline, and reranking inside search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from conftest import Repo
+
+from localpilot.errors import ModelNotFound
+from localpilot.experts.registry import load_reranker
+from localpilot.experts.reranker import CrossEncoderReranker, Reranker
+from localpilot.service import Assistant
+
+
+@pytest.fixture(scope="session")
+def tiny() -> Reranker:
+    reranker = load_reranker("tiny-code", device="cpu")
+    assert isinstance(reranker, CrossEncoderReranker)
+    return reranker
+
+
+def test_shipped_reranker_prefers_the_matching_code(tiny: Reranker) -> None:
+    passages = [
+        "net/retry.py backoff_delay\ndef backoff_delay(attempt, base=0.5):\n    return base * 2 ** attempt",
+        "db/users.py UserStore.find_by_email\ndef find_by_email(self, email):\n    return self.db.get(email=email)",
+        "ui/colors.py hex_to_rgb\ndef hex_to_rgb(value):\n    return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))",
+    ]
+    scores = tiny.score("Convert a hex color string to an RGB tuple.", passages)
+    assert max(range(3), key=scores.__getitem__) == 2
+    scores = tiny.score("Look up a user by their email address.", passages)
+    assert max(range(3), key=scores.__getitem__) == 1
+
+
+def test_reranker_names() -> None:
+    assert load_reranker("none") is None and load_reranker("off") is None
+    with pytest.raises(ModelNotFound, match="unknown reranker"):
+        load_reranker("no-such-reranker")
+
+
+def test_search_with_reranker_explains_its_score(make_repo: Callable[..., Repo],
+                                                 assistant_for: Callable[..., Assistant], tiny: Reranker) -> None:
+    repo = make_repo({
+        "colors.py": "def hex_to_rgb(value):\n    return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))\n\n\n"
+                     "def rgb_to_hex(r, g, b):\n    return f'#{r:02x}{g:02x}{b:02x}'\n",
+        "users.py": "def find_by_email(db, email):\n    return db.get(email=email)\n",
+    })
+    a = assistant_for(repo, reranker="tiny-code")
+    a.index()
+    hits = a.search("convert a hex color string to an rgb tuple", k=3, explain=True)
+    assert hits[0].symbol == "hex_to_rgb"
+    assert "rerank" in (hits[0].explain or {}) and hits[0].score == hits[0].explain["rerank"]  # type: ignore[index]
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
