@@ -39,7 +39,7 @@ class Settings:
     max_file_bytes: int = 1_000_000
     exclude: tuple[str, ...] = ()  # extra gitignore-style globs never indexed
     k: int = 10
-    reranker: str = "none"  # reranker preset, local cross-encoder directory, Hugging Face id, or "none"
+    reranker: str = "tiny-code"  # reranker preset, local cross-encoder directory, Hugging Face id, or "none"
     per_file: int = 5  # most search hits from one file
     batch_size: int = 32
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "localpilot")

@@ -28,6 +28,7 @@ class RetrievalConfig:
     depth: int = 50  # candidates taken from each channel
     per_file: int = 5  # most hits from one file
     rerank_top: int = 20  # candidates the reranker sees
+    rerank_blend: float = 0.5  # final = reranker probability + blend * fused score / best fused score
     # Tuned on a dev corpus (click + jinja2 sdists), never on the benchmark's evaluation repos.
     weights: dict[str, float] = field(default_factory=lambda: {"vector": 1.0, "lexical": 0.3, "symbol": 0.1})
     fusion: str = "score"  # score (weighted sum of max-normalised channel scores) | rrf
@@ -62,16 +63,14 @@ class Retriever:
         candidates = candidates[: max(k, self.config.rerank_top if self.reranker else k)]
         self.timings = {"retrieve_ms": (time.perf_counter() - started) * 1000}
         rerank = self.rerank(query, [rows[cid] for cid, _ in candidates])
+        final = [s for _, s in candidates]
         if rerank is not None:
-            order = sorted(range(len(candidates)), key=lambda i: -rerank[i])
-            candidates = [candidates[i] for i in order]
-            rerank = [rerank[i] for i in order]
-        hits = []
-        for i, (cid, fused_score) in enumerate(candidates[:k]):
-            info = _explain(cid, channels, fused_score, rerank[i] if rerank else None) if explain else None
-            score = rerank[i] if rerank else fused_score
-            hits.append(_hit(rows[cid], score, info))
-        return hits
+            best = max(final) or 1.0
+            final = [r + self.config.rerank_blend * s / best for r, s in zip(rerank, final, strict=True)]
+        order = sorted(range(len(candidates)), key=lambda i: -final[i])[:k]
+        return [_hit(rows[candidates[i][0]], final[i],
+                     _explain(candidates[i][0], channels, candidates[i][1], rerank[i] if rerank else None)
+                     if explain else None) for i in order]
 
     def vector(self, query: str) -> Ranked:
         vector = self.embedder.embed([query])[0]
