@@ -258,8 +258,13 @@ def _pair_functions(package: str, rel: str, original: str, stripped: str) -> lis
     return out
 
 
-def run_bench(args: Any, prefix: str, run: Callable[[Any, Path], int]) -> int:
-    """Shared ``main`` tail: logging on stderr, then ``run(args, workdir)`` in --workdir or a removed temp dir."""
+def run_bench(parser: Any, argv: Any, prefix: str, run: Callable[[Any, Path], int]) -> int:
+    """Shared ``main`` tail: the common options (--workdir, --out, -v), logging on stderr, then
+    ``run(args, workdir)`` in --workdir or a removed temp dir."""
+    parser.add_argument("--workdir", type=Path, help="keep the repo and index here (default: a temp dir, removed)")
+    parser.add_argument("--out", type=Path, help="also write the results as JSON here")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3"):

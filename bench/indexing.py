@@ -150,11 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=3,
                    help="cold index + raw encode rounds, best of each reported (default 3)")
     p.add_argument("--seed", type=int, default=0, help="picks the function edited in step 5")
-    p.add_argument("--workdir", type=Path, help="where to put the repo and index (default: a temp dir, removed)")
-    p.add_argument("--out", type=Path, help="also write the results as JSON here")
-    p.add_argument("-v", "--verbose", action="store_true")
-    args = p.parse_args(argv)
-    return run_bench(args, "lp-bench-indexing-", _run)
+    return run_bench(p, argv, "lp-bench-indexing-", _run)
 
 
 def _run(args: argparse.Namespace, work: Path) -> int:

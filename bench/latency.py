@@ -86,10 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--reranker", default=None, help="override the configured reranker (e.g. none)")
-    p.add_argument("--workdir", type=Path, help="keep the repo and index here (reused on the next run)")
-    p.add_argument("--out", type=Path)
-    p.add_argument("-v", "--verbose", action="store_true")
-    return run_bench(p.parse_args(argv), "lp-bench-latency-", _run)
+    return run_bench(p, argv, "lp-bench-latency-", _run)
 
 
 if __name__ == "__main__":

@@ -203,11 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32, help="raw MiniLM encode batch size")
     p.add_argument("--no-ablations", action="store_true",
                    help="skip the localpilot vector-only / lexical-only rows")
-    p.add_argument("--workdir", type=Path, help="where to build the repo and index (default: a temp dir, removed)")
-    p.add_argument("--out", type=Path, help="also write the results as JSON here")
-    p.add_argument("-v", "--verbose", action="store_true")
-    args = p.parse_args(argv)
-    return run_bench(args, "lp-bench-retrieval-", _run)
+    return run_bench(p, argv, "lp-bench-retrieval-", _run)
 
 
 def _run(args: argparse.Namespace, work: Path) -> int:
