@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 import time
 import warnings
@@ -67,6 +68,13 @@ def _run(handler: Any, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("localpilot: interrupted; finished work is saved and the next run resumes", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `localpilot search --stdin | head`
+        sys.stderr.close()
+        return 0
+    except sqlite3.Error as exc:
+        print(f"localpilot: error: the index database is unusable ({exc}); remove the index directory shown by "
+              "`localpilot status` (or ~/.cache/localpilot/indexes) to rebuild it", file=sys.stderr)
+        return 6
 
 
 def _setup_logging(verbose: int) -> None:

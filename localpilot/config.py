@@ -69,7 +69,10 @@ def _coerce(name: str, value: Any) -> Any:
     kind = str(kinds[name])
     try:
         if "int" in kind:
-            return int(value)
+            number = int(value)
+            if number <= 0:
+                raise ValueError("must be a positive integer")
+            return number
         if "Path" in kind:
             return Path(value).expanduser()
         if "tuple" in kind:

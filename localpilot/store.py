@@ -9,7 +9,8 @@ import hashlib
 import logging
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,16 @@ def collection_name(model_name: str) -> str:
     return f"lp-{slug}-{digest}"
 
 
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except StoreError:
+        raise
+    except Exception as exc:  # chromadb raises many types; translate at the edge
+        raise StoreError(f"the vector store failed to {action}: {exc}") from exc
+
+
 class ChromaStore(Store):
     """Chroma PersistentClient at ``path`` (telemetry off; embeddings always supplied by localpilot)."""
 
@@ -87,8 +98,9 @@ class ChromaStore(Store):
             metadata={"embedder": self._model})
 
     def clear(self) -> None:
-        self._client.delete_collection(self._name)
-        self._col = self._open()
+        with _translated("clear"):
+            self._client.delete_collection(self._name)
+            self._col = self._open()
 
     def _batches(self, n: int) -> Iterable[slice]:
         for start in range(0, n, self._batch):
@@ -96,28 +108,32 @@ class ChromaStore(Store):
 
     def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
                metadatas: Sequence[Metadata]) -> None:
-        for s in self._batches(len(ids)):
-            self._col.upsert(ids=list(ids[s]), embeddings=embeddings[s], documents=list(documents[s]),
-                             metadatas=list(metadatas[s]))
+        with _translated("write"):
+            for s in self._batches(len(ids)):
+                self._col.upsert(ids=list(ids[s]), embeddings=embeddings[s], documents=list(documents[s]),
+                                 metadatas=list(metadatas[s]))
 
     def delete(self, ids: Sequence[str]) -> None:
-        for s in self._batches(len(ids)):
-            self._col.delete(ids=list(ids[s]))
+        with _translated("delete"):
+            for s in self._batches(len(ids)):
+                self._col.delete(ids=list(ids[s]))
 
     def ids_by_path(self, paths: Sequence[str]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
-        for s in self._batches(len(paths)):
-            got = self._col.get(where={"path": {"$in": list(paths[s])}}, include=["metadatas"])
-            for id_, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
-                out.setdefault(str(meta["path"]), set()).add(id_)
+        with _translated("read"):
+            for s in self._batches(len(paths)):
+                got = self._col.get(where={"path": {"$in": list(paths[s])}}, include=["metadatas"])
+                for id_, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
+                    out.setdefault(str(meta["path"]), set()).add(id_)
         return out
 
     def query(self, embedding: np.ndarray, k: int) -> list[StoredHit]:
         n = self.count()
         if n == 0 or k <= 0:
             return []
-        res = self._col.query(query_embeddings=embedding.reshape(1, -1), n_results=min(k, n),
-                              include=["documents", "metadatas", "distances"])
+        with _translated("search"):
+            res = self._col.query(query_embeddings=embedding.reshape(1, -1), n_results=min(k, n),
+                                  include=["documents", "metadatas", "distances"])
         return [
             StoredHit(id=i, score=1.0 - float(d), document=doc or "", metadata=dict(m or {}))
             for i, d, doc, m in zip(res["ids"][0], res["distances"][0], res["documents"][0],
@@ -125,7 +141,8 @@ class ChromaStore(Store):
         ]
 
     def count(self) -> int:
-        return int(self._col.count())
+        with _translated("count"):
+            return int(self._col.count())
 
 
 class MemoryStore(Store):

@@ -46,3 +46,9 @@ def test_bad_values_are_config_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOCALPILOT_K", "many")
     with pytest.raises(ConfigError, match="'k'"):
         load_settings()
+
+
+def test_repo_config_cannot_disable_search(tmp_path: Path) -> None:
+    (tmp_path / ".localpilot.toml").write_text("per_file = 0\n")
+    with pytest.raises(ConfigError, match="positive"):
+        load_settings(tmp_path)

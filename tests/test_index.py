@@ -225,3 +225,33 @@ def test_status_reports_languages_and_location(basic: Repo, assistant_for: Calla
     assert status["embedder"] == "minilm" and status["index_bytes"] > 0
     assert not Path(status["index_dir"]).is_relative_to(basic.root), "the index never lives in the repo"
     assert status["last_indexed"] is not None
+
+
+def test_review_edge_cases(make_repo: Callable[..., Repo], tmp_path: Path,
+                           assistant_for: Callable[..., Assistant]) -> None:
+    outside = tmp_path / "outside_dir"
+    outside.mkdir()
+    (outside / "leak.py").write_text("def leaked():\n    return 'outside'\n")
+    repo = make_repo({
+        "sub/ok.py": "def inside():\n    return 1\n",
+        "macros.h": "int before(void);\n#define SQUARE(x) ((x) * (x))\n",
+        "KEY.PEM": "-----BEGIN CERTIFICATE-----\n",
+        "tests/test_x.py": "def test_x():\n    pass\n",
+        "big.py": "x = 1\n" * 100,
+    })
+    (repo.root / "sub").rename(repo.root / "sub_real")
+    os.symlink(outside, repo.root / "sub")  # a tracked dir replaced by a symlink leading out
+    with open(os.fsencode(repo.root) + b"/odd\xff.py", "wb") as fh:  # a name that is not UTF-8
+        fh.write(b"y = 2\n")
+    a = assistant_for(repo, max_file_bytes=300, exclude=("tests/",))
+    stats = a.index()
+    skipped = a.status()["skipped"]
+    assert "symlink" in skipped["sub"] and "leak.py" not in "".join(stored_documents(a))
+    assert skipped["KEY.PEM"] == "looks like a secret (by file name)"
+    assert skipped["tests/test_x.py"] == "excluded by config"
+    assert skipped["big.py"].startswith("too large")
+    assert any("SQUARE" in d for d in stored_documents(a)), "a macro at the end of a file is chunked"
+    assert stats.skipped["odd\ufffd.py"] == "file name is not valid UTF-8"
+    raised = assistant_for(repo, max_file_bytes=10_000, exclude=("tests/",))
+    again = raised.index()
+    assert again.files_indexed == 1 and "big.py" not in raised.status()["skipped"], "settings re-examined"

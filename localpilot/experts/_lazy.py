@@ -6,6 +6,8 @@ import os
 import threading
 from typing import Any
 
+from localpilot.errors import ConfigError
+
 
 class LazyModel:
     """Mixin: ``self.model`` calls ``self._load()`` on first use (thread-safe) and keeps the result."""
@@ -48,7 +50,7 @@ def resolve_precision(precision: str, device: str) -> str:
     if precision in {"fp32", "bf16"}:
         return precision
     if precision != "auto":
-        raise ValueError(f"unknown embedding precision {precision!r}: use auto, fp32 or bf16")
+        raise ConfigError(f"unknown precision {precision!r}: use auto, fp32 or bf16")
     import torch
 
     if device.startswith("cuda"):

@@ -203,7 +203,9 @@ def _from_match(language: str, captures: dict[str, list[Any]], lines: list[str])
     name = names[0].text.decode("utf-8", "replace")
     if language == "go" and node.type == "method_declaration":
         name = _go_receiver(node, name)
-    return _Def(start=_leading_row(node), end=node.end_point.row, sig_end=_signature_end(node, lines),
+    end = node.end_point.row - (node.end_point.column == 0 and node.end_point.row > node.start_point.row)
+    end = min(end, len(lines) - 1)  # nodes that swallow their newline (C macros) end at (next row, 0)
+    return _Def(start=_leading_row(node), end=end, sig_end=min(_signature_end(node, lines), end),
                 kind=key.split(".", 1)[1], name=name, span=(node.start_byte, node.end_byte))
 
 

@@ -10,12 +10,16 @@ import re
 from pathlib import PurePosixPath
 
 BINARY_SNIFF_BYTES = 8192
+#: Bump when these rules change: files are re-examined on the next run (no re-embedding of unchanged chunks).
+RULES_VERSION = 2
 
 #: File names that hold secrets: never read, never indexed.
 SECRET_NAMES = (
     ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.jks", "*.keystore", "*.kdbx",
     "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".pgpass", ".htpasswd", "*.gpg",
     "credentials", "credentials.json", "secrets.yml", "secrets.yaml", ".npmrc", ".pypirc",
+    ".git-credentials", "*.tfstate", "*.tfstate.*", "*.tfvars", ".envrc", "*.ppk", ".dockercfg", "kubeconfig",
+    "*.kubeconfig", "*.asc", "*.der", "*.crt", "*.cer",
 )
 #: Generated files with no value for search.
 GENERATED_NAMES = (
@@ -26,17 +30,31 @@ PROSE = {"markdown", "text", "rst"}
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+    return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns)
+
+
+def _excluded(path: str, patterns: tuple[str, ...]) -> bool:
+    """gitignore-like: ``vendor/*``, ``*.json``, and a bare or trailing-slash directory name (``build/``)."""
+    pure = PurePosixPath(path)
+    for raw in patterns:
+        p = raw.strip().rstrip("/")
+        if not p:
+            continue
+        if fnmatch.fnmatchcase(path, p) or pure.match(p) or path.startswith(p + "/"):
+            return True
+        if "/" not in p and any(fnmatch.fnmatchcase(part, p) for part in pure.parts[:-1]):
+            return True
+    return False
 
 
 def name_reason(path: str, exclude: tuple[str, ...] = ()) -> str | None:
     """Skip by name alone (no reading): secrets, generated files, user excludes."""
-    pure = PurePosixPath(path)
-    if _matches(pure.name, SECRET_NAMES):
+    name = PurePosixPath(path).name
+    if _matches(name, SECRET_NAMES):
         return "looks like a secret (by file name)"
-    if _matches(pure.name, GENERATED_NAMES):
+    if _matches(name, GENERATED_NAMES):
         return "generated file (lockfile/minified/source map)"
-    if exclude and any(fnmatch.fnmatchcase(path, p) or pure.match(p) for p in exclude):
+    if exclude and _excluded(path, exclude):
         return "excluded by config"
     return None
 

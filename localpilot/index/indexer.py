@@ -57,13 +57,21 @@ class Indexer:
         stats.files_seen = len(paths)
         todo: list[tuple[str, os.stat_result | None, str | None]] = []
         present: set[str] = set()
+        fresh = self._settings_changed()
         for path in paths:
+            if not _utf8(path):
+                log.warning("skipping a file whose name is not valid UTF-8: %r", path)
+                stats.files_skipped += 1
+                stats.skipped[path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")] = (
+                    "file name is not valid UTF-8")
+                continue
             st, reason = self._precheck(path)
             if st is None and reason is None:
                 continue  # listed by git but deleted from the work tree
             present.add(path)
-            old = known.get(path)
-            if reason is None and old and st and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            old = None if fresh else known.get(path)
+            if reason is None and old and old.sha256 and st and (old.size, old.mtime_ns) == (st.st_size,
+                                                                                              st.st_mtime_ns):
                 self._count_unchanged(old, stats)
             else:
                 todo.append((path, st, reason))
@@ -79,7 +87,7 @@ class Indexer:
         self._remove(sorted(set(known) - present), stats)
         stats.seconds = time.monotonic() - started
         self.state.set_meta(last_commit=head_commit(self.root), last_indexed=time.time(),
-                            embedder=self.embedder.name, last_stats=stats.summary())
+                            embedder=self.embedder.name, last_stats=stats.summary(), fingerprint=self._fingerprint())
         return stats
 
     def _known(self) -> dict[str, FileRecord]:
@@ -95,6 +103,15 @@ class Indexer:
             self.store.clear()
         return known
 
+    def _fingerprint(self) -> str:
+        """What, besides a file's bytes, decides its chunks: filter rules and the settings they read."""
+        return f"{filters.RULES_VERSION}:{self.settings.max_file_bytes}:{sorted(self.settings.exclude)}"
+
+    def _settings_changed(self) -> bool:
+        """True when files must be re-examined even if their bytes did not change (no re-embedding follows)."""
+        previous = self.state.meta().get("fingerprint")
+        return previous is not None and previous != self._fingerprint()
+
     @staticmethod
     def _count_unchanged(old: FileRecord, stats: IndexStats) -> None:
         if old.status == "skipped":
@@ -104,11 +121,7 @@ class Indexer:
             stats.files_unchanged += 1
 
     def _precheck(self, path: str) -> tuple[os.stat_result | None, str | None]:
-        """Checks that need no reading: name, type, size."""
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            return None, "file name is not valid UTF-8"
+        """Checks that need no reading: name, type, size, and that it lies inside the repo."""
         reason = filters.name_reason(path, self.settings.exclude)
         try:
             st = os.lstat(self.root / path)
@@ -124,6 +137,8 @@ class Indexer:
             return st, "empty"
         if st.st_size > self.settings.max_file_bytes:
             return st, f"too large ({st.st_size} bytes > max_file_bytes {self.settings.max_file_bytes})"
+        if not (self.root / path).resolve().is_relative_to(self.root.resolve()):
+            return st, "inside a symlinked directory that leads out of the repo (not followed)"
         return st, None
 
     def _batches(self, todo: list[tuple[str, os.stat_result | None, str | None]],
@@ -153,7 +168,11 @@ class Indexer:
         if old and old.sha256 == digest and old.status == "indexed":
             return _Prepared(FileRecord(path, size, mtime, digest, old.status, old.reason, old.language,
                                         old.chunks), touches_store=False)
-        record, chunks = self._chunk(path, data)
+        try:
+            record, chunks = self._chunk(path, data)
+        except Exception as exc:  # one odd file must not stop the run; it is retried when it changes
+            log.warning("could not chunk %s: %s: %s", path, type(exc).__name__, exc)
+            record, chunks = ("skipped", f"could not be chunked ({type(exc).__name__})", "", 0), []
         return _Prepared(FileRecord(path, size, mtime, digest, *record), chunks)
 
     def _chunk(self, path: str, data: bytes) -> tuple[tuple[str, str, str, int], list[Chunk]]:
@@ -234,6 +253,14 @@ class Indexer:
         self.state.commit_files([], removed=paths)
         stats.files_removed += len(paths)
         stats.chunks_deleted += len(stale)
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _metadata(c: Chunk) -> Metadata:
