@@ -130,12 +130,12 @@ class SymbolIndex:
     CUTOFF = 80
 
     def __init__(self) -> None:
-        self._key: tuple[int, object] | None = None
+        self._key: tuple[int, int, object] | None = None
         self._ids: list[str] = []
         self._vocab: dict[str, list[tuple[int, float]]] = {}
 
     def _refresh(self, state: IndexState) -> None:
-        key = (state.chunk_count(), state.meta().get("last_indexed"))
+        key = (state.chunk_count(), state.max_chunk_rowid(), state.meta().get("last_indexed"))
         if key == self._key:
             return
         self._ids, self._vocab = [], {}

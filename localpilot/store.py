@@ -53,8 +53,8 @@ class Store(ABC):
     def count(self) -> int: ...
 
     @abstractmethod
-    def clear(self) -> None:
-        """Remove every chunk."""
+    def all_ids(self) -> set[str]: ...
+
 
 
 def collection_name(model_name: str) -> str:
@@ -96,11 +96,6 @@ class ChromaStore(Store):
         return self._client.get_or_create_collection(
             self._name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
             metadata={"embedder": self._model})
-
-    def clear(self) -> None:
-        with _translated("clear"):
-            self._client.delete_collection(self._name)
-            self._col = self._open()
 
     def _batches(self, n: int) -> Iterable[slice]:
         for start in range(0, n, self._batch):
@@ -144,6 +139,13 @@ class ChromaStore(Store):
         with _translated("count"):
             return int(self._col.count())
 
+    def all_ids(self) -> set[str]:
+        out: set[str] = set()
+        with _translated("read"):
+            for offset in range(0, self.count(), self._batch):
+                out.update(self._col.get(include=[], limit=self._batch, offset=offset)["ids"])
+        return out
+
 
 class MemoryStore(Store):
     """Fake for logic tests: brute-force cosine over a dict."""
@@ -175,5 +177,5 @@ class MemoryStore(Store):
     def count(self) -> int:
         return len(self.rows)
 
-    def clear(self) -> None:
-        self.rows.clear()
+    def all_ids(self) -> set[str]:
+        return set(self.rows)

@@ -255,3 +255,26 @@ def test_review_edge_cases(make_repo: Callable[..., Repo], tmp_path: Path,
     raised = assistant_for(repo, max_file_bytes=10_000, exclude=("tests/",))
     again = raised.index()
     assert again.files_indexed == 1 and "big.py" not in raised.status()["skipped"], "settings re-examined"
+
+
+def test_interrupted_run_is_reconciled_with_the_store(make_repo: Callable[..., Repo]) -> None:
+    """Logic test with fakes: a kill between the store write and the manifest commit leaves orphans or holes."""
+    import numpy as np
+
+    from localpilot.store import MemoryStore
+
+    repo = make_repo({"a.py": "def alpha():\n    return 1\n", "b.py": "def beta():\n    return 2\n"})
+    store = MemoryStore()
+    from localpilot.config import load_settings
+
+    a = Assistant(repo.root, load_settings(repo.root, reranker="none"), embedder=HashEmbedder(), store=store)
+    a.index()
+    recorded = set().union(*a.state.chunk_ids_by_path().values())
+    assert store.all_ids() == recorded
+    store.upsert(["orphan"], np.ones((1, 64), np.float32), ["x"], [{"path": "gone.py"}])  # stored, never recorded
+    store.delete(sorted(a.state.chunk_ids_by_path()["a.py"]))  # recorded, but its vectors are gone
+    a.state.set_meta(run_in_progress=True)
+    stats = a.index()
+    assert stats.files_indexed == 1 and store.all_ids() == set().union(*a.state.chunk_ids_by_path().values())
+    assert "orphan" not in store.all_ids() and a.search("alpha", k=1)[0].path == "a.py"
+    a.close()

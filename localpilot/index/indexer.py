@@ -87,21 +87,30 @@ class Indexer:
         self._remove(sorted(set(known) - present), stats)
         stats.seconds = time.monotonic() - started
         self.state.set_meta(last_commit=head_commit(self.root), last_indexed=time.time(),
-                            embedder=self.embedder.name, last_stats=stats.summary(), fingerprint=self._fingerprint())
+                            embedder=self.embedder.name, last_stats=stats.summary(), fingerprint=self._fingerprint(),
+                            run_in_progress=False)
         return stats
 
     def _known(self) -> dict[str, FileRecord]:
-        """The manifest, reset when it and the vector store disagree (one was deleted or migrated)."""
-        known = self.state.files()
-        stored = self.store.count()
-        if stored == 0 and any(r.chunks for r in known.values()):
-            log.warning("the vector store is empty but the manifest is not: rebuilding the index")
-            self.state.commit_files([], removed=list(known))
-            return {}
-        if stored and not known:
-            log.warning("the vector store has chunks the manifest does not know: rebuilding the index")
-            self.store.clear()
-        return known
+        """The manifest, made consistent with the vector store first when a previous run was cut short or
+        the two disagree (a store deleted by hand, a kill between the store write and the manifest commit)."""
+        interrupted = bool(self.state.meta().get("run_in_progress"))
+        self.state.set_meta(run_in_progress=True)
+        if interrupted or self.store.count() != self.state.chunk_count():
+            self._reconcile()
+        return self.state.files()
+
+    def _reconcile(self) -> None:
+        stored = self.store.all_ids()
+        recorded = self.state.chunk_ids_by_path()
+        extra = stored - set().union(*recorded.values()) if recorded else stored
+        if extra:
+            log.warning("removing %d chunks the manifest does not know (an interrupted run)", len(extra))
+            self.store.delete(sorted(extra))
+        missing = sorted(p for p, ids in recorded.items() if not ids <= stored)
+        if missing:
+            log.warning("re-indexing %d files whose chunks are missing from the vector store", len(missing))
+            self.state.commit_files([], removed=missing)
 
     def _fingerprint(self) -> str:
         """What, besides a file's bytes, decides its chunks: filter rules and the settings they read."""

@@ -157,6 +157,16 @@ class IndexState:
             out.update({r[0]: ChunkRow(*r) for r in rows})
         return out
 
+    def chunk_ids_by_path(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for path, cid in self.db.execute("SELECT path, chunk_id FROM chunks WHERE model=?", (self.model,)):
+            out.setdefault(path, set()).add(cid)
+        return out
+
+    def max_chunk_rowid(self) -> int:
+        """Grows with every chunk written: a cheap generation number for caches over the chunks."""
+        return int(self.db.execute("SELECT coalesce(max(rowid), 0) FROM chunks").fetchone()[0])
+
     def chunk_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM chunks WHERE model=?", (self.model,)).fetchone()[0])
 
