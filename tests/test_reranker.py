@@ -52,3 +52,10 @@ def test_search_with_reranker_explains_its_score(make_repo: Callable[..., Repo],
     info = hits[0].explain or {}
     assert hits[0].score == pytest.approx(info["rerank"] + 0.5, abs=1e-3), "best fused candidate: rerank + blend"
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_unavailable_hub_reranker_is_a_clear_error() -> None:
+    reranker = load_reranker("no-such-org/no-such-cross-encoder", device="cpu")
+    assert reranker is not None
+    with pytest.raises(ModelNotFound, match="could not load model"):
+        reranker.score("q", ["text"])

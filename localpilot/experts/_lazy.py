@@ -6,7 +6,7 @@ import os
 import threading
 from typing import Any
 
-from localpilot.errors import ConfigError
+from localpilot.errors import ConfigError, ModelNotFound
 
 
 class LazyModel:
@@ -19,7 +19,12 @@ class LazyModel:
     def model(self) -> Any:
         with self._lock:
             if self._model is None:
-                self._model = self._load()
+                try:
+                    self._model = self._load()
+                except (OSError, RuntimeError, ValueError) as exc:  # missing files, offline hub, bad device
+                    raise ModelNotFound(
+                        f"could not load model {getattr(self, 'name', '?')!r}: {exc}. Hugging Face ids need a "
+                        "cached copy or downloads allowed (HF_HUB_OFFLINE=0); check `device` too") from exc
         return self._model
 
     def _load(self) -> Any:
