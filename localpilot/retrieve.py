@@ -1,9 +1,8 @@
-"""Hybrid retrieval: vector + lexical (BM25 over code terms) + symbol channels, fused by reciprocal rank,
-capped per file, then optionally reranked by a cross-encoder."""
+"""Hybrid retrieval: vector + lexical (BM25 over code terms) + symbol channels, fused (normalised scores, or
+reciprocal rank), capped per file, then optionally reranked by a cross-encoder blended with the fused score."""
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import Sequence
@@ -15,8 +14,6 @@ from localpilot.index.state import ChunkRow, IndexState
 from localpilot.store import Store
 from localpilot.text import query_terms, split_identifier
 from localpilot.types import Hit
-
-log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 2000
 MAX_QUERY_TERMS = 48
@@ -73,8 +70,7 @@ class Retriever:
                      if explain else None) for i in order]
 
     def vector(self, query: str) -> Ranked:
-        vector = self.embedder.embed([query])[0]
-        return [(h.id, h.score) for h in self.store.query(vector, self.config.depth)]
+        return self.store.query(self.embedder.embed([query])[0], self.config.depth)
 
     def rerank(self, query: str, rows: Sequence[ChunkRow]) -> list[float] | None:
         if self.reranker is None or not rows:

@@ -11,7 +11,6 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +21,6 @@ from localpilot.errors import StoreError
 log = logging.getLogger(__name__)
 
 Metadata = dict[str, str | int | float | bool]
-
-
-@dataclass(frozen=True)
-class StoredHit:
-    id: str
-    score: float  # cosine similarity, higher is better
-    document: str
-    metadata: Metadata
 
 
 class Store(ABC):
@@ -47,7 +38,8 @@ class Store(ABC):
         """Stored chunk ids for each of ``paths`` (paths with none are absent)."""
 
     @abstractmethod
-    def query(self, embedding: np.ndarray, k: int) -> list[StoredHit]: ...
+    def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` nearest chunks as (id, cosine similarity), best first; text and metadata live in SQLite."""
 
     @abstractmethod
     def count(self) -> int: ...
@@ -122,18 +114,14 @@ class ChromaStore(Store):
                     out.setdefault(str(meta["path"]), set()).add(id_)
         return out
 
-    def query(self, embedding: np.ndarray, k: int) -> list[StoredHit]:
+    def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
         n = self.count()
         if n == 0 or k <= 0:
             return []
         with _translated("search"):
             res = self._col.query(query_embeddings=embedding.reshape(1, -1), n_results=min(k, n),
-                                  include=["documents", "metadatas", "distances"])
-        return [
-            StoredHit(id=i, score=1.0 - float(d), document=doc or "", metadata=dict(m or {}))
-            for i, d, doc, m in zip(res["ids"][0], res["distances"][0], res["documents"][0],
-                                    res["metadatas"][0], strict=True)
-        ]
+                                  include=["distances"])
+        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     def count(self) -> int:
         with _translated("count"):
@@ -170,9 +158,9 @@ class MemoryStore(Store):
                 out.setdefault(str(m["path"]), set()).add(i)
         return out
 
-    def query(self, embedding: np.ndarray, k: int) -> list[StoredHit]:
+    def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
         scored = sorted(((float(np.dot(e, embedding)), i) for i, (e, _, _) in self.rows.items()), reverse=True)
-        return [StoredHit(i, s, self.rows[i][1], self.rows[i][2]) for s, i in scored[:k]]
+        return [(i, s) for s, i in scored[:k]]
 
     def count(self) -> int:
         return len(self.rows)

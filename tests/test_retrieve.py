@@ -97,3 +97,23 @@ def test_empty_query_returns_nothing(app: Assistant) -> None:
 def test_hits_without_explain_omit_it(app: Assistant) -> None:
     hit = app.search("render invoice pdf", k=1)[0]
     assert "explain" not in hit.to_dict() and hit.symbol.startswith("InvoiceRenderer")
+
+
+def test_rerank_blends_with_the_fused_score(make_repo: Callable[..., Repo]) -> None:
+    """Logic test with the fakes: the reranker reorders candidates, ties are broken by the fused score."""
+    from localpilot.config import load_settings
+    from localpilot.experts.embedder import HashEmbedder
+    from localpilot.experts.reranker import OverlapReranker
+    from localpilot.store import MemoryStore
+
+    repo = make_repo({"a.py": "def alpha_total():\n    return 1\n", "b.py": "def beta_total():\n    return 2\n"})
+    a = Assistant(repo.root, load_settings(repo.root, reranker="none"), embedder=HashEmbedder(), store=MemoryStore())
+    a.index()
+    plain = a.search("def alpha_total", k=2, explain=True)
+    assert plain[0].symbol == "alpha_total" and "rerank" not in (plain[0].explain or {})
+    a.retriever.reranker = OverlapReranker()
+    reranked = a.search("def alpha_total", k=2, explain=True)
+    top = reranked[0].explain or {}
+    assert reranked[0].symbol == "alpha_total" and top["rerank"] == 1.0
+    assert reranked[0].score == pytest.approx(1.0 + 0.5 * 1.0, abs=1e-3)
+    a.close()

@@ -29,10 +29,6 @@ def llm_preset(name: str) -> dict[str, Any]:
     return dict(llms[name])
 
 
-def llm_path(name: str, models_dir: Path) -> Path:
-    return models_dir / llm_preset(name)["file"]
-
-
 def is_installed(name: str, models_dir: Path) -> bool:
     """Present, right size, and verified once (the verified hash is kept beside it)."""
     spec = llm_preset(name)

@@ -146,7 +146,7 @@ class Indexer:
             return st, "empty"
         if st.st_size > self.settings.max_file_bytes:
             return st, f"too large ({st.st_size} bytes > max_file_bytes {self.settings.max_file_bytes})"
-        if not (self.root / path).resolve().is_relative_to(self.root.resolve()):
+        if not (self.root / path).resolve().is_relative_to(self.root):  # root is resolved by find_repo_root
             return st, "inside a symlinked directory that leads out of the repo (not followed)"
         return st, None
 
