@@ -8,6 +8,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${LOCALPILOT_VENV:-$here/.venv}"
 torch_version="2.13.0"
+llama_version="0.3.36"
 dev=0
 for arg in "$@"; do
   case "$arg" in
@@ -49,6 +50,32 @@ else
   # No GPU: the CPU build. Set LOCALPILOT_TORCH_INDEX to a CPU wheel index if your registry lacks one.
   step "installing torch $torch_version (CPU build: no GPU found)" \
     pip install -q ${LOCALPILOT_TORCH_INDEX:+--index-url "$LOCALPILOT_TORCH_INDEX"} "torch==$torch_version"
+fi
+
+# llama.cpp builds from source: with CUDA when a GPU and nvcc are present. On x86 the CPU kernels get this
+# CPU's instruction sets explicitly but not AMX: ggml's AMX matmul crashed (SIGSEGV) on this project's machines.
+llama_cmake_args() {
+  local args="" flags
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && command -v nvcc >/dev/null 2>&1; then
+    args="-DGGML_CUDA=on"
+  fi
+  if [ "$(uname -m)" = x86_64 ] && [ -r /proc/cpuinfo ]; then
+    flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+    args="$args -DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+    for pair in avx:AVX avx2:AVX2 fma:FMA f16c:F16C bmi2:BMI2 avx_vnni:AVX_VNNI avx512f:AVX512 \
+                avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+      case "$flags" in *" ${pair%%:*} "*) args="$args -DGGML_${pair#*:}=ON" ;; esac
+    done
+  fi
+  echo "${args# }"
+}
+if "$py" -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '$llama_version')" 2>/dev/null; then
+  say "llama-cpp-python $llama_version already installed"
+else
+  cmake_args="$(llama_cmake_args)"
+  step "building llama-cpp-python $llama_version (${cmake_args:-defaults}; ~6 min on 2 cores)" \
+    env CMAKE_ARGS="$cmake_args" "$py" -m pip --disable-pip-version-check install -q --no-cache-dir \
+    "llama-cpp-python==$llama_version"
 fi
 
 if [ "$dev" = 1 ]; then

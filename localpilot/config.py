@@ -42,6 +42,14 @@ class Settings:
     reranker: str = "tiny-code"  # reranker preset, local cross-encoder directory, Hugging Face id, or "none"
     per_file: int = 5  # most search hits from one file
     batch_size: int = 32
+    llm: str = "qwen2.5-coder-0.5b"  # the small code LLM: preset name or path to a .gguf
+    big_llm: str = "qwen2.5-coder-1.5b"  # escalation target when installed; "none" to never escalate
+    llm_url: str = ""  # OpenAI-compatible server (llama-server, vLLM) instead of in-process models
+    llm_ctx: int = 4096  # context window requested from the model (tokens)
+    answer_tokens: int = 512  # room kept for the answer
+    context_tokens: int = 1536  # most tokens of retrieved code per question
+    gpu_layers: str = "auto"  # auto: every layer that fits on the GPU; a number; 0 for CPU only
+    threads: int = field(default_factory=lambda: os.cpu_count() or 2)  # llama.cpp threads
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "localpilot")
     data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "localpilot")
     config_dir: Path = field(default_factory=lambda: _xdg("XDG_CONFIG_HOME", ".config") / "localpilot")

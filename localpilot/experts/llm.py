@@ -1,0 +1,271 @@
+"""Code LLM experts behind one small interface: ``Generator.stream(messages) -> Iterator[Token]``.
+
+``LlamaCppGenerator`` runs a GGUF in-process through llama-cpp-python (GPU offload when the build has
+it); ``ScriptedGenerator`` is the fake for logic tests; the remote OpenAI-compatible backend lives in
+``experts/remote.py``. Every backend reports per-token log-probabilities (the router's confidence signal)
+and the timings of its last call.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localpilot.errors import LocalpilotError, ModelNotFound
+from localpilot.experts import chat_template, gguf
+
+log = logging.getLogger(__name__)
+Messages = Sequence[dict[str, str]]
+
+
+class ContextOverflow(LocalpilotError):
+    """The prompt does not fit the model's context window."""
+
+    exit_code = 7
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str
+    logprob: float | None = None
+
+
+@dataclass
+class GenStats:
+    """What the last ``stream`` call cost."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # prompt prefix reused from the KV cache
+    gen_tokens: int = 0
+    ttft_s: float = 0.0
+    gen_s: float = 0.0
+
+    @property
+    def gen_tokens_per_s(self) -> float:
+        return self.gen_tokens / self.gen_s if self.gen_s > 0 else 0.0
+
+    @property
+    def prompt_tokens_per_s(self) -> float:
+        evaluated = self.prompt_tokens - self.cached_tokens
+        return evaluated / self.ttft_s if self.ttft_s > 0 and evaluated > 0 else 0.0
+
+
+class Generator(ABC):
+    """A chat model. ``stream`` yields tokens as they are generated; closing the iterator stops it."""
+
+    name: str = "generator"
+    family: str = "unknown"
+    n_ctx: int = 4096
+    last: GenStats
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int: ...
+
+    @abstractmethod
+    def stream(self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
+               ) -> Iterator[Token]: ...
+
+    def prompt_tokens(self, messages: Messages) -> int:
+        """Tokens the rendered prompt for ``messages`` takes (template included)."""
+        return self.count_tokens("".join(m["content"] for m in messages)) + 8 * len(messages)
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.family, "backend": "none", "n_ctx": self.n_ctx}
+
+
+class LlamaCppGenerator(Generator):
+    """A GGUF model in this process. The file is first loaded once in a child process (gguf.probe)."""
+
+    def __init__(self, path: Path, name: str, family: str = "unknown", *, n_ctx: int = 4096,
+                 gpu_layers: str = "auto", threads: int | None = None, cache_dir: Path | None = None) -> None:
+        self.path, self.name, self.family = Path(path), name, family
+        self.meta = gguf.probe(self.path, cache_dir or Path.home() / ".cache" / "localpilot")
+        self.n_ctx = min(n_ctx, int(self.meta.get("n_ctx_train") or n_ctx))
+        self.threads = threads or os.cpu_count() or 2
+        self._gpu_request = gpu_layers
+        self.gpu_layers = 0
+        self.backend = "CPU"
+        self.last = GenStats()
+        self._llm: Any = None
+        self._lock = threading.RLock()
+
+    @property
+    def llm(self) -> Any:
+        with self._lock:
+            if self._llm is None:
+                self._llm = self._load()
+            return self._llm
+
+    def _load(self) -> Any:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise ModelNotFound("llama-cpp-python is not installed: run ./install.sh (it builds it)") from exc
+        self.backend = _backend(llama_cpp)
+        self.gpu_layers = _plan_gpu_layers(self._gpu_request, llama_cpp.llama_supports_gpu_offload(),
+                                           self.path.stat().st_size, int(self.meta.get("n_layer") or 0))
+        started = time.perf_counter()
+        try:
+            llm = llama_cpp.Llama(str(self.path), n_ctx=self.n_ctx, n_gpu_layers=self.gpu_layers,
+                                  n_threads=self.threads, n_batch=512, verbose=False)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelNotFound(f"llama.cpp could not load {self.path}: {exc}") from exc
+        log.info("loaded %s (%s, %d GPU layers) in %.1fs", self.name, self.backend, self.gpu_layers,
+                 time.perf_counter() - started)
+        return llm
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
+
+    def render(self, messages: Messages) -> str:
+        return chat_template.render(self.meta.get("metadata", {}).get("tokenizer.chat_template"), messages,
+                                    bos_token=self.meta.get("bos_token", ""),
+                                    eos_token=self.meta.get("eos_token", ""))
+
+    def encode(self, messages: Messages) -> list[int]:
+        llm = self.llm
+        tokens = llm.tokenize(self.render(messages).encode("utf-8", "replace"), add_bos=False, special=True)
+        bos = llm.token_bos()
+        if llm._model.add_bos_token() and bos >= 0 and (not tokens or tokens[0] != bos):
+            tokens.insert(0, bos)
+        return list(tokens)
+
+    def prompt_tokens(self, messages: Messages) -> int:
+        return len(self.encode(messages))
+
+    def stream(self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
+               ) -> Iterator[Token]:
+        with self._lock:
+            tokens = self.encode(messages)
+            if len(tokens) + max_tokens > self.n_ctx:
+                raise ContextOverflow(f"the prompt takes {len(tokens)} tokens and the answer up to {max_tokens}, "
+                                      f"more than {self.name}'s context of {self.n_ctx}")
+            yield from self._generate(tokens, max_tokens, cancel)
+
+    def _generate(self, tokens: list[int], max_tokens: int, cancel: threading.Event | None) -> Iterator[Token]:
+        import llama_cpp
+        import numpy as np
+
+        llm = self.llm
+        cached = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+        stats = self.last = GenStats(prompt_tokens=len(tokens), cached_tokens=cached)
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        vocab, n_vocab = llm._model.vocab, llm.n_vocab()
+        started = time.perf_counter()
+        first = 0.0
+        for token in llm.generate(tokens, temp=0.0, repeat_penalty=1.1, reset=True):
+            now = time.perf_counter()
+            first = first or now
+            stats.ttft_s = first - started
+            if llama_cpp.llama_vocab_is_eog(vocab, token):
+                break
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+            peak = float(logits.max())
+            logprob = float(logits[token]) - peak - float(np.log(np.exp(logits - peak).sum()))
+            stats.gen_tokens += 1
+            stats.gen_s = now - first
+            yield Token(decoder.decode(llm.detokenize([token])), logprob)
+            if stats.gen_tokens >= max_tokens or (cancel is not None and cancel.is_set()):
+                break
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield Token(tail, None)
+
+    def info(self) -> dict[str, Any]:
+        self.llm  # noqa: B018 - load to know the offload plan
+        return {"name": self.name, "family": self.family, "backend": self.backend, "path": str(self.path),
+                "n_ctx": self.n_ctx, "gpu_layers": self.gpu_layers, "n_layer": self.meta.get("n_layer"),
+                "threads": self.threads}
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _backend(llama_cpp: Any) -> str:
+    info = llama_cpp.llama_print_system_info().decode("utf-8", "replace")
+    for name in ("CUDA", "Metal", "Vulkan", "ROCm", "SYCL"):
+        if name.upper() in info.upper() and llama_cpp.llama_supports_gpu_offload():
+            return name
+    return "CPU"
+
+
+def _plan_gpu_layers(request: str, supported: bool, file_bytes: int, n_layer: int) -> int:
+    """``auto``: every layer that fits in free GPU memory (all of them → -1); a number: that many; 0: CPU."""
+    if request not in {"auto", ""}:
+        return int(request)
+    if not supported:
+        return 0
+    free = _free_gpu_bytes()
+    if free is None or n_layer <= 0:
+        return -1
+    per_layer = file_bytes / (n_layer + 1)
+    fit = int((free * 0.85 - 512 * 2**20) / per_layer)
+    return -1 if fit >= n_layer + 1 else max(0, fit)
+
+
+def _free_gpu_bytes() -> int | None:
+    exe = shutil.which("nvidia-smi")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"], capture_output=True,
+                             text=True, timeout=10, check=True).stdout
+        return int(out.split()[0]) * 2**20
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class ScriptedGenerator(Generator):
+    """Fake for logic tests: answers with a fixed script, one word per token, with given log-probs."""
+
+    script: str = "It is in [a.py:1-2]."
+    logprob: float = -0.1
+    name: str = "scripted"
+    family: str = "fake"
+    n_ctx: int = 4096
+    calls: list[list[dict[str, str]]] = field(default_factory=list)
+    last: GenStats = field(default_factory=GenStats)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def stream(self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
+               ) -> Iterator[Token]:
+        self.calls.append([dict(m) for m in messages])
+        prompt = self.prompt_tokens(messages)
+        if prompt + max_tokens > self.n_ctx:
+            raise ContextOverflow(f"prompt {prompt} + answer {max_tokens} > context {self.n_ctx}")
+        self.last = GenStats(prompt_tokens=prompt)
+        for i, word in enumerate(self.script.split(" ")):
+            if i >= max_tokens or (cancel is not None and cancel.is_set()):
+                return
+            self.last.gen_tokens += 1
+            yield Token(word if i == 0 else " " + word, self.logprob)
+
+
+def llama_backend_info() -> dict[str, Any]:
+    """llama-cpp-python's version, compute backend and whether it can offload to a GPU."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return {"installed": False, "fix": "run ./install.sh (it builds llama-cpp-python)"}
+    return {"installed": True, "version": llama_cpp.__version__, "backend": _backend(llama_cpp),
+            "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()), "free_gpu_bytes": _free_gpu_bytes(),
+            "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()}
