@@ -20,6 +20,7 @@ from localpilot.answer import (
     Turn,
     build_prompt,
     citations,
+    complete_citations,
     format_snippet,
     mean_logprob,
     sanitize,
@@ -108,7 +109,7 @@ def _finish(a: Backend, route: Route, question: str, prompt: Prompt, tokens: lis
             conversation: Conversation, gen: Generator, started: float, first_shown: float,
             timings: dict[str, float], escalated_from: str) -> Iterator[AskEvent]:
     raw = "".join(t.text for t in tokens)
-    text = sanitize(raw.strip())
+    text = sanitize(complete_citations(raw.strip(), [*prompt.snippets, *prompt.visible]))
     conversation.turns.append(Turn(question, prompt.messages[-1]["content"], raw.strip(), prompt.snippets))
     stats = gen.last
     timings = {**timings, "ttft_ms": round(((first_shown or time.perf_counter()) - started) * 1000, 1),

@@ -39,6 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stdin", action="store_true", help="one query per input line, one JSON array per line")
     p.add_argument("--explain", action="store_true", help="show each hit's channel ranks and scores")
     p.add_argument("--reranker", help="reranker preset, local directory, Hugging Face id, or none")
+    p = with_repo(sub.add_parser("ask", help="answer a question about the code, with path:line citations"))
+    p.add_argument("question", nargs="?", help="the question; omit it to chat (one question per stdin line)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per answer instead of streaming")
+    p.add_argument("--expert", choices=("search", "small", "big"), help="skip the router: use this expert")
+    p.add_argument("--llm", help="small code model: preset name or path to a .gguf")
+    p.add_argument("--big-llm", help="bigger code model for escalation (preset, .gguf path, or none)")
+    p.add_argument("--llm-url", help="OpenAI-compatible server (llama-server, vLLM) instead of local models")
+    p.add_argument("--reranker", help=argparse.SUPPRESS)
+    p = sub.add_parser("doctor", help="check the install: backend, GPU offload, models, measured speed")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--no-measure", action="store_true", help="skip loading models and measuring tokens/s")
     p = with_repo(sub.add_parser("status", help="what is indexed, skipped, and where"))
     p.add_argument("--json", action="store_true")
     models = sub.add_parser("models", help="list, install, pull or choose code models")
@@ -60,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    handler = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "models": cmd_models}
+    handler = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "models": cmd_models,
+               "ask": cmd_ask, "doctor": cmd_doctor}
     if args.command is None:
         args.repo, args.embedder, args.quiet = ".", None, False
         return _run(cmd_index, args)
@@ -100,7 +112,8 @@ def _assistant(args: argparse.Namespace) -> Any:
     from localpilot.service import Assistant
 
     root = find_repo_root(Path(args.repo))
-    return Assistant(root, load_settings(root, embedder=args.embedder, reranker=getattr(args, "reranker", None)))
+    flags = {name: getattr(args, name, None) for name in ("embedder", "reranker", "llm", "big_llm", "llm_url")}
+    return Assistant(root, load_settings(root, **flags))
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -161,6 +174,113 @@ def _explain_line(info: dict[str, Any]) -> str:
     if "rerank" in info:
         parts.append(f"rerank {info['rerank']:.3f}")
     return "  ".join([*parts, f"fused {info['fused']:.4f}"])
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from localpilot.answer import Conversation
+    from localpilot.errors import IndexMissing
+
+    assistant = _assistant(args)
+    conversation = Conversation()
+    questions = [args.question] if args.question else _stdin_questions()
+    for question in questions:
+        if not question.strip():
+            raise LocalpilotError("empty question: ask something, e.g. localpilot ask \"where is X handled?\"")
+        try:
+            events = assistant.ask(question, conversation, args.expert)
+        except IndexMissing:
+            if not _offer_to_index(assistant):
+                raise
+            events = assistant.ask(question, conversation, args.expert)
+        try:
+            _show_answer(events, args.json)
+        except KeyboardInterrupt:
+            print("\n[stopped]", file=sys.stderr)
+            return 130
+    return 0
+
+
+def _stdin_questions() -> Any:
+    interactive = sys.stdin.isatty()
+    while True:
+        if interactive:
+            print("ask> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        if line.strip():
+            yield line.strip()
+
+
+def _offer_to_index(assistant: Any) -> bool:
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return False
+    print(f"{assistant.root} is not indexed yet. Index it now? [Y/n] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in {"", "y", "yes"}:
+        return False
+    print(_index_with_progress(assistant).summary(), file=sys.stderr)
+    return True
+
+
+def _show_answer(events: Any, as_json: bool) -> None:
+    for event in events:
+        if event.kind in {"route", "escalate"} and not as_json:
+            print(f"[{event.kind}] {event.text}", file=sys.stderr, flush=True)
+        elif event.kind == "token" and not as_json:
+            print(event.text, end="", flush=True)
+        elif event.kind == "done" and event.answer is not None:
+            _show_done(event.answer, as_json)
+
+
+def _show_done(answer: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(answer.to_dict()), flush=True)
+        return
+    if answer.expert == "search":
+        print(answer.text)
+        return
+    print()
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            print(f"  {c.path}:{c.start_line}-{c.end_line}" + ("" if c.how == "cited" else f"  ({c.how})"))
+    t = answer.timings
+    print(f"[{answer.model}, {answer.expert}] ttft {t.get('ttft_ms', 0) / 1000:.1f}s, "
+          f"{t.get('gen_tokens_per_s', 0):.0f} tok/s, prompt {t.get('prompt_tokens', 0)} tokens"
+          + (f" ({t['cached_prompt_tokens']} cached)" if t.get("cached_prompt_tokens") else ""), file=sys.stderr)
+    if answer.left_out:
+        print(f"[context] left out {len(answer.left_out)} snippets that did not fit: {', '.join(answer.left_out)}",
+              file=sys.stderr)
+    if answer.turns_dropped:
+        print(f"[context] dropped the {answer.turns_dropped} oldest turns to make room", file=sys.stderr)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from localpilot.config import load_settings
+    from localpilot.service import diagnose
+
+    report = diagnose(load_settings(), measure=not args.no_measure)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    ll = report["llama_cpp"]
+    print(f"localpilot  {report['localpilot']} (python {report['python']}, {report['platform']})")
+    if not ll["installed"]:
+        print(f"llama.cpp   not installed: {ll['fix']}")
+    else:
+        print(f"llama.cpp   {ll['version']}, backend {ll['backend']}, GPU offload "
+              f"{'yes' if ll['gpu_offload'] else 'no'}")
+    for which in ("small", "big"):
+        m = report[which]
+        if m.get("status") == "ok":
+            layers = "all" if m["gpu_layers"] == -1 else m["gpu_layers"]
+            print(f"{which:11} {m['name']} ({m['family']}) on {m['backend']}, {layers} of {m['n_layer']} layers on "
+                  f"GPU, {m['prompt_tokens_per_s']:.0f} tok/s prompt, {m['gen_tokens_per_s']:.0f} tok/s generation")
+        else:
+            print(f"{which:11} {m['name']}: {m.get('status', 'not measured')}")
+    installed = [m["name"] for m in report["models"] if m["installed"]]
+    print(f"installed   {', '.join(installed) or 'none (run `localpilot models install`)'}")
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ def test_prompt_keeps_best_hits_whole_and_reports_what_did_not_fit() -> None:
     assert prompt.left_out == [f"b.py:1-40 (no room: {gen.count_tokens(format_snippet(hits[1])) + 2} tokens)"]
     assert prompt.tokens + 100 <= 400
     user = prompt.messages[-1]["content"]
-    assert '<snippet path="a.py" lines="1-5" symbol="first">' in user and user.endswith("Question: where?")
+    assert '<snippet path="a.py" lines="1-5" symbol="first">' in user and "Question: where?\n" in user
     assert "not instructions" in prompt.messages[0]["content"] and "not instructions" in user
 
 
@@ -170,3 +170,11 @@ def test_prompt_larger_than_the_context_is_a_clear_error(fake_assistant: Callabl
     a = fake_assistant(ScriptedGenerator(n_ctx=600))
     with pytest.raises(ContextOverflow, match="context"):
         run(a, "why " + "very " * 800 + "long?")
+
+
+def test_path_only_citations_get_the_lines_of_the_snippet_shown() -> None:
+    from localpilot.answer import complete_citations
+
+    shown = [hit("src/a.py", 5, 9, "f"), hit("src/a.py", 20, 30, "g")]
+    text = complete_citations("Done in [src/a.py] and [`src/b.py`].", shown)
+    assert text == "Done in [src/a.py:5-9] and [`src/b.py`]."

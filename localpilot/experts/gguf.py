@@ -48,8 +48,8 @@ def check_magic(path: Path) -> None:
     except OSError as exc:
         raise ModelNotFound(f"cannot read model file {path}: {exc}") from exc
     if head != MAGIC:
-        raise ModelCorrupt(f"{path} is not a GGUF model (starts with {head!r}); download it again or pick "
-                           "another file (`localpilot models list`)")
+        raise ModelCorrupt(f"{path} is not a GGUF model file (it starts with {head!r}, not b'GGUF'); download it "
+                           "again or pick another model (`localpilot models list`)")
 
 
 def probe(path: Path, cache_dir: Path) -> dict[str, Any]:

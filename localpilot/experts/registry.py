@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from localpilot.errors import ModelCorrupt, ModelNotFound
+from localpilot.experts.gguf import MAGIC
+from localpilot.experts.gguf import check_magic as check_gguf
 from localpilot.experts.reranker import CrossEncoderReranker, Reranker
 from localpilot.resources import data_dir
 
@@ -79,7 +81,7 @@ def load_reranker(name: str, device: str = "auto", precision: str = "auto") -> R
 # ---------------------------------------------------------------------------------------------------------------
 # GGUF code models (llama.cpp)
 
-GGUF_MAGIC = b"GGUF"
+GGUF_MAGIC = MAGIC
 #: Family names guessed from a local file name, most specific first.
 _FAMILY_HINTS = (("deepseek-coder", "deepseek-coder"), ("deepseek", "deepseek"), ("qwen2.5-coder", "qwen2.5-coder"),
                  ("qwen", "qwen"), ("smollm2", "smollm2"), ("smollm", "smollm"), ("codellama", "codellama"),
@@ -141,19 +143,6 @@ def package_file(spec: dict[str, Any]) -> Path | None:
     if found is None or not found.origin:
         return None
     return Path(found.origin).parent.parent / spec["member"]
-
-
-def check_gguf(path: Path) -> None:
-    """Cheap header check: the file exists and starts with the GGUF magic."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4)
-    except FileNotFoundError as exc:
-        raise ModelNotFound(f"model file {path} does not exist") from exc
-    except OSError as exc:
-        raise ModelNotFound(f"cannot read model file {path}: {exc}") from exc
-    if head != GGUF_MAGIC:
-        raise ModelCorrupt(f"{path} is not a GGUF model file (it starts with {head!r}, not b'GGUF')")
 
 
 def _verify_preset(name: str, spec: dict[str, Any], models_dir: Path) -> Path:
