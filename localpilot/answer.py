@@ -142,7 +142,9 @@ def citations(answer: str, visible: Sequence[Hit]) -> list[Citation]:
         if any(c.path == h.path and c.start_line <= h.end_line and c.end_line >= h.start_line for c in out):
             continue
         name = h.symbol.rsplit(".", 1)[-1]
-        if (len(name) >= 4 and re.search(rf"\b{re.escape(name)}\b", answer)) or h.path in answer:
+        by_name = len(name) >= 4 and re.search(rf"\b{re.escape(name)}\b", answer)
+        by_path = h.path in answer and not any(c.path == h.path for c in out)
+        if by_name or by_path:
             _add(out, Citation(h.path, h.start_line, h.end_line, "mentioned"))
     return out
 

@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--embedder", help="embedding model preset or local directory")
         return p
 
+    p = with_repo(sub.add_parser("tui", help="the terminal UI: chat, search, index (default in a terminal)"))
+    p.add_argument("--llm", help="small code model: preset name or path to a .gguf")
     p = with_repo(sub.add_parser("index", help="index (or update the index of) a git repository"))
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p = with_repo(sub.add_parser("search", help="search the index by meaning"))
@@ -71,11 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
-    handler = {"index": cmd_index, "search": cmd_search, "status": cmd_status, "models": cmd_models,
+    handler = {"tui": cmd_tui, "index": cmd_index, "search": cmd_search, "status": cmd_status, "models": cmd_models,
                "ask": cmd_ask, "doctor": cmd_doctor}
-    if args.command is None:
+    if args.command is None:  # the main job: the TUI in a terminal, a plain index run otherwise
         args.repo, args.embedder, args.quiet = ".", None, False
-        return _run(cmd_index, args)
+        return _run(cmd_tui if sys.stdin.isatty() and sys.stdout.isatty() else cmd_index, args)
     return _run(handler[args.command], args)
 
 
@@ -114,6 +116,12 @@ def _assistant(args: argparse.Namespace) -> Any:
     root = find_repo_root(Path(args.repo))
     flags = {name: getattr(args, name, None) for name in ("embedder", "reranker", "llm", "big_llm", "llm_url")}
     return Assistant(root, load_settings(root, **flags))
+
+
+def cmd_tui(args: argparse.Namespace) -> int:
+    from localpilot.tui import run
+
+    return run(Path(args.repo), {"embedder": args.embedder, "llm": getattr(args, "llm", None)})
 
 
 def cmd_index(args: argparse.Namespace) -> int:

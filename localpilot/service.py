@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,17 @@ class Assistant:
             return resolve_llm(name, self.settings.models_dir).installed
         except LocalpilotError:
             return False
+
+    def loaded(self, which: str = "small") -> Generator | None:
+        """The small or big model if it is loaded already (nothing is loaded by asking)."""
+        return self._generators.get(which)
+
+    def use_llm(self, name: str, which: str = "small") -> None:
+        """Switch the small (or big) model for the next request; the old one is unloaded."""
+        field_name = "llm" if which == "small" else "big_llm"
+        self.settings = replace(self.settings, **{field_name: name})
+        self._generators.pop(which, None)
+        self._router = None
 
     @property
     def router(self) -> Router:

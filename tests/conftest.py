@@ -15,6 +15,8 @@ from localpilot.experts.registry import resolve_embedder
 from localpilot.service import Assistant
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: Where install.sh put the default code LLM (read before the autouse fixture isolates the user dirs).
+USER_MODELS = load_settings().models_dir
 
 
 @pytest.fixture(autouse=True)
@@ -82,6 +84,14 @@ def minilm() -> SentenceTransformerEmbedder:
     embedder = SentenceTransformerEmbedder(str(spec.path), spec.name, device="cpu")
     embedder.model  # noqa: B018 - load now, not inside the first test's timing
     return embedder
+
+
+@pytest.fixture(scope="session")
+def default_llm_path() -> Path:
+    """The default code LLM as installed by install.sh (`localpilot models install`)."""
+    from localpilot.experts.registry import resolve_llm
+
+    return resolve_llm(Settings().llm, USER_MODELS).path
 
 
 @pytest.fixture

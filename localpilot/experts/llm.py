@@ -91,7 +91,7 @@ class LlamaCppGenerator(Generator):
         self.path, self.name, self.family = Path(path), name, family
         self.meta = gguf.probe(self.path, cache_dir or Path.home() / ".cache" / "localpilot")
         self.n_ctx = min(n_ctx, int(self.meta.get("n_ctx_train") or n_ctx))
-        self.threads = threads or os.cpu_count() or 2
+        self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
         self._gpu_request = gpu_layers
         self.gpu_layers = 0
         self.backend = "CPU"
@@ -237,6 +237,7 @@ class ScriptedGenerator(Generator):
 
     script: str = "It is in [a.py:1-2]."
     logprob: float = -0.1
+    delay: float = 0.0  # seconds per token, to exercise cancellation
     name: str = "scripted"
     family: str = "fake"
     n_ctx: int = 4096
@@ -256,6 +257,8 @@ class ScriptedGenerator(Generator):
         for i, word in enumerate(self.script.split(" ")):
             if i >= max_tokens or (cancel is not None and cancel.is_set()):
                 return
+            if self.delay:
+                time.sleep(self.delay)
             self.last.gen_tokens += 1
             yield Token(word if i == 0 else " " + word, self.logprob)
 

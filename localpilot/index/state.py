@@ -73,7 +73,8 @@ class IndexState:
     def __init__(self, path: Path, model: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.model = model
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        # Serialized SQLite: the TUI and editor servers read from worker threads while the indexer writes.
+        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
@@ -94,6 +95,12 @@ class IndexState:
             "SELECT path, size, mtime_ns, sha256, status, reason, language, chunks FROM files WHERE model=?",
             (self.model,))
         return {r[0]: FileRecord(*r) for r in rows}
+
+    def counts(self) -> tuple[int, int]:
+        """(files indexed, chunks) for status lines."""
+        row = self.db.execute("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM files WHERE model=? AND "
+                              "status='indexed'", (self.model,)).fetchone()
+        return int(row[0]), int(row[1])
 
     def commit_files(self, records: Iterable[FileRecord], chunks: dict[str, list[Chunk]] | None = None,
                      removed: Sequence[str] = ()) -> None:
