@@ -212,3 +212,20 @@ def test_ask_through_an_openai_compatible_server(qa_repo: Any, llm_server: str) 
     assert out["hits"][0]["path"] == "storage/uploader.py"
     down = lp("ask", "--llm-url", "http://127.0.0.1:9", "--llm", SMOL, "why?", cwd=qa_repo.root)
     assert down.returncode == 8 and "cannot reach the LLM server" in down.stderr
+
+
+def test_ctrl_c_mid_stream_stops_promptly(qa_repo: Any, smol_path: Path) -> None:
+    import signal
+
+    assert lp("index", "-q", cwd=qa_repo.root).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "localpilot", "ask", "--llm", str(smol_path), "--big-llm", "none",
+                             "explain in great detail how every part of the uploader works, line by line"],
+                            cwd=qa_repo.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    first = proc.stdout.read(1)  # the answer has started streaming
+    assert first
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    code = proc.wait(timeout=30)
+    assert code == 130 and time.monotonic() - started < 5
+    assert b"[stopped]" in proc.stderr.read()  # type: ignore[union-attr]
