@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     def with_repo(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--repo", default=".", help="a path inside the git repository (default: cwd)")
         p.add_argument("--embedder", help="embedding model preset or local directory")
+        p.add_argument("--chroma-url", help="a Chroma server (e.g. http://host:8000) instead of the embedded store")
         return p
 
     p = with_repo(sub.add_parser("tui", help="the terminal UI: chat, search, index (default in a terminal)"))
@@ -49,9 +50,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--big-llm", help="bigger code model for escalation (preset, .gguf path, or none)")
     p.add_argument("--llm-url", help="OpenAI-compatible server (llama-server, vLLM) instead of local models")
     p.add_argument("--reranker", help=argparse.SUPPRESS)
+    p = with_repo(sub.add_parser("watch", help="index now, then keep the index fresh as files change (Ctrl-C stops)"))
+    p = with_repo(sub.add_parser("lsp", help="language server over stdio (completion, hover, code actions)"))
+    p.add_argument("--llm", help="code model for completion: preset name or path to a .gguf")
+    p = with_repo(sub.add_parser("mcp", help="Model Context Protocol server over stdio (for agents)"))
+    p.add_argument("--llm", help="code model for answers: preset name or path to a .gguf")
     p = sub.add_parser("doctor", help="check the install: backend, GPU offload, models, measured speed")
     p.add_argument("--json", action="store_true")
     p.add_argument("--no-measure", action="store_true", help="skip loading models and measuring tokens/s")
+    p = with_repo(sub.add_parser("suggest-tests", help="the functions/classes a change touches, their tests, and "
+                                 "a named test with cases for the untested ones"))
+    p.add_argument("paths", nargs="*", metavar="PATH", help="report on every function/class in these files or dirs")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--staged", action="store_true", help="the staged change (the default; when nothing is "
+                       "staged: the work tree against HEAD)")
+    where.add_argument("--diff", metavar="REV", help="the work tree against REV, or the commits of a range A..B")
+    _suggest_options(p)
+    p.add_argument("--llm", help="code model for --write: preset name or path to a .gguf")
+    hook = sub.add_parser("hook", help="git pre-commit hook that suggests tests for the staged change")
+    hsub = hook.add_subparsers(dest="hook_command", metavar="ACTION", required=True)
+    p = _suggest_options(hsub.add_parser("install", help="install the pre-commit hook in this repository (an "
+                                         "existing hook is chained and runs first); options are baked in"), False)
+    p.add_argument("--repo", default=".", help="a path inside the git repository (default: cwd)")
+    p = hsub.add_parser("uninstall", help="remove the hook and restore the hook it chained, byte for byte")
+    p.add_argument("--repo", default=".", help="a path inside the git repository (default: cwd)")
+    p = hsub.add_parser("status", help="whether the hook is installed, and what it runs")
+    p.add_argument("--repo", default=".", help="a path inside the git repository (default: cwd)")
+    p = _suggest_options(hsub.add_parser("run", help="what the hook runs inside git commit: reads the staged "
+                                         "index (GIT_INDEX_FILE), exits 0 unless --strict finds untested code"))
+    p.add_argument("--strict-exit", type=int, default=1, help=argparse.SUPPRESS)
     p = with_repo(sub.add_parser("status", help="what is indexed, skipped, and where"))
     p.add_argument("--json", action="store_true")
     models = sub.add_parser("models", help="list, install, pull or choose code models")
@@ -70,11 +97,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _suggest_options(p: argparse.ArgumentParser, json_flag: bool = True) -> argparse.ArgumentParser:
+    p.add_argument("--write", action="store_true", help="ask the code LLM for a test skeleton for each untested "
+                   "function/class, in the style of the repo's tests (printed; no file is written)")
+    p.add_argument("--strict", action="store_true", help="fail (exit 1) when changed public code has no tests")
+    p.add_argument("--budget", type=float, help="seconds before it stops and prints what it has (hook default: "
+                   "hook_budget_s = 5)")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     handler = {"tui": cmd_tui, "index": cmd_index, "search": cmd_search, "status": cmd_status, "models": cmd_models,
-               "ask": cmd_ask, "doctor": cmd_doctor}
+               "ask": cmd_ask, "doctor": cmd_doctor, "lsp": cmd_serve, "mcp": cmd_serve,
+               "watch": cmd_watch}
+    handler.update({"hook": cmd_hook, "suggest-tests": cmd_suggest_tests})
     if args.command is None:  # the main job: the TUI in a terminal, a plain index run otherwise
         args.repo, args.embedder, args.quiet = ".", None, False
         return _run(cmd_tui if sys.stdin.isatty() and sys.stdout.isatty() else cmd_index, args)
@@ -114,7 +154,8 @@ def _assistant(args: argparse.Namespace) -> Any:
     from localpilot.service import Assistant
 
     root = find_repo_root(Path(args.repo))
-    flags = {name: getattr(args, name, None) for name in ("embedder", "reranker", "llm", "big_llm", "llm_url")}
+    flags = {name: getattr(args, name, None)
+             for name in ("embedder", "reranker", "llm", "big_llm", "llm_url", "chroma_url")}
     return Assistant(root, load_settings(root, **flags))
 
 
@@ -263,6 +304,36 @@ def _show_done(answer: Any, as_json: bool) -> None:
         print(f"[context] dropped the {answer.turns_dropped} oldest turns to make room", file=sys.stderr)
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    print(assistant.index().summary(), file=sys.stderr)
+
+    def updated(stats: Any) -> None:
+        print(time.strftime("%H:%M:%S ") + stats.summary(), file=sys.stderr, flush=True)
+
+    watcher = assistant.watch(updated)
+    print(f"watching {assistant.root} ({watcher.mode}); Ctrl-C stops", file=sys.stderr, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        watcher.stop()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """stdio servers: claim stdout for protocol bytes before anything else can print or load."""
+    from localpilot.editor.guard import LockedWriter, claim_stdout
+
+    wire = LockedWriter(claim_stdout())
+    assistant = _assistant(args)
+    if args.command == "lsp":
+        from localpilot.editor.lsp_server import serve
+    else:
+        from localpilot.editor.mcp_server import serve
+    serve(assistant, wire)
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from localpilot.config import load_settings
     from localpilot.service import diagnose
@@ -288,6 +359,37 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             print(f"{which:11} {m['name']}: {m.get('status', 'not measured')}")
     installed = [m["name"] for m in report["models"] if m["installed"]]
     print(f"installed   {', '.join(installed) or 'none (run `localpilot models install`)'}")
+    return 0
+
+
+def cmd_suggest_tests(args: argparse.Namespace) -> int:
+    from localpilot.githook.run import Options, suggest_main
+
+    if args.paths and (args.staged or args.diff):
+        raise LocalpilotError("give PATHs, --staged or --diff REV, not several")
+    mode = "diff" if args.diff else "staged" if args.staged else "auto"
+    opts = Options(write=args.write, strict=args.strict, budget=args.budget or 0.0, as_json=args.json)
+    overrides = {"embedder": args.embedder, "llm": args.llm}
+    return suggest_main(Path(args.repo), mode, args.diff, args.paths, opts, overrides)
+
+
+def cmd_hook(args: argparse.Namespace) -> int:
+    from localpilot.githook import install as hooks
+    from localpilot.githook.run import Options, hook_main
+    from localpilot.suggest.git import Git
+
+    if args.hook_command == "run":
+        return hook_main(Options(write=args.write, strict=args.strict, budget=args.budget or 0.0,
+                                 strict_exit=args.strict_exit, as_json=args.json))
+    git = Git.discover(Path(args.repo).expanduser().resolve())
+    if args.hook_command == "install":
+        baked = [*(["--write"] if args.write else []), *(["--strict"] if args.strict else []),
+                 *(["--budget", f"{args.budget:g}"] if args.budget else ["--budget", "30"] if args.write else [])]
+        print(hooks.install(git, baked), file=sys.stderr)
+    elif args.hook_command == "uninstall":
+        print(hooks.uninstall(git), file=sys.stderr)
+    else:
+        print(hooks.status(git))
     return 0
 
 

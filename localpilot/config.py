@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 REPO_CONFIG = ".localpilot.toml"
 #: Keys a repository's own config file may set: tuning only.
-REPO_SAFE_KEYS = frozenset({"max_file_bytes", "exclude", "k", "batch_size", "per_file"})
+REPO_SAFE_KEYS = frozenset({"max_file_bytes", "exclude", "k", "batch_size", "per_file",
+                            "hook_budget_s", "hook_strict", "hook_write"})  # a team may make its hook strict
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Settings:
     llm: str = "qwen2.5-coder-0.5b"  # the small code LLM: preset name or path to a .gguf
     big_llm: str = "qwen2.5-coder-1.5b"  # escalation target when installed; "none" to never escalate
     llm_url: str = ""  # OpenAI-compatible server (llama-server, vLLM) instead of in-process models
+    chroma_url: str = ""  # Chroma server (`chroma run`) instead of the embedded store
     llm_ctx: int = 4096  # context window requested from the model (tokens)
     answer_tokens: int = 512  # room kept for the answer
     context_tokens: int = 1536  # most tokens of retrieved code per question
@@ -55,6 +57,9 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "localpilot")
     data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "localpilot")
     config_dir: Path = field(default_factory=lambda: _xdg("XDG_CONFIG_HOME", ".config") / "localpilot")
+    hook_budget_s: int = 5  # pre-commit hook: seconds before it prints what it has and lets the commit go on
+    hook_strict: bool = False  # pre-commit hook: changed public code without tests fails the commit
+    hook_write: bool = False  # pre-commit hook: the code LLM writes a test skeleton for untested code
 
     @property
     def models_dir(self) -> Path:
@@ -78,6 +83,8 @@ def _coerce(name: str, value: Any) -> Any:
         raise ConfigError(f"unknown setting {name!r}; known: {', '.join(sorted(kinds))}")
     kind = str(kinds[name])
     try:
+        if kind == "bool":
+            return _boolean(value)
         if "int" in kind:
             number = int(value)
             if number <= 0:
@@ -91,6 +98,17 @@ def _coerce(name: str, value: Any) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"setting {name!r}: cannot use {value!r} ({exc})") from exc
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be true or false")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -6,15 +6,17 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localpilot.answer import AskEvent, Conversation
+from localpilot.complete import Completer, Completion
 from localpilot.config import Settings, load_settings
-from localpilot.errors import IndexBusy, IndexMissing, LocalpilotError, ModelNotFound
+from localpilot.errors import IndexBusy, IndexMissing, LocalpilotError, ModelNotFound, StoreError
 from localpilot.experts.embedder import Embedder
 from localpilot.experts.llm import Generator
 from localpilot.index.state import IndexState
@@ -23,6 +25,11 @@ from localpilot.retrieve import RetrievalConfig, Retriever
 from localpilot.router import Router
 from localpilot.store import Store
 from localpilot.types import Hit, IndexStats
+
+if TYPE_CHECKING:
+    from localpilot.index.watcher import Watcher
+    from localpilot.suggest.git import Snapshot
+    from localpilot.suggest.report import Suggestion, TestReport
 
 log = logging.getLogger(__name__)
 
@@ -42,31 +49,51 @@ class Assistant:
         self._retriever: Retriever | None = None
         self._generators: dict[str, Generator] = dict(generators or {})
         self._router: Router | None = None
+        self._completer: Completer | None = None
+        self._lazy = threading.RLock()  # front-ends call from several threads; build each part once
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            from localpilot.experts.embedder import SentenceTransformerEmbedder
-            from localpilot.experts.registry import resolve_embedder
+        with self._lazy:
+            if self._embedder is None:
+                from localpilot.experts.embedder import SentenceTransformerEmbedder
+                from localpilot.experts.registry import resolve_embedder
 
-            spec = resolve_embedder(self.settings.embedder)
-            self._embedder = SentenceTransformerEmbedder(str(spec.path), spec.name, self.settings.device,
-                                                         self.settings.batch_size, self.settings.precision)
-        return self._embedder
+                spec = resolve_embedder(self.settings.embedder)
+                self._embedder = SentenceTransformerEmbedder(str(spec.path), spec.name, self.settings.device,
+                                                             self.settings.batch_size, self.settings.precision)
+            return self._embedder
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            from localpilot.store import ChromaStore
+        with self._lazy:
+            if self._store is None:
 
-            self._store = ChromaStore(self.index_dir / "chroma", self.embedder.name)
-        return self._store
+                self._store = self._open_store()
+            return self._store
+
+    def _open_store(self) -> Store:
+        """The vector store; an embedded one that is damaged or from an incompatible version is moved aside and
+        rebuilt (the next index run re-adds every file, from cached embeddings)."""
+        from localpilot.store import ChromaStore, check_embedded_store, move_aside
+
+        url, path = self.settings.chroma_url, self.index_dir / "chroma"
+        if not url and self.state.meta().get("run_in_progress") and (reason := check_embedded_store(path)):
+            move_aside(path, reason)  # a run was cut short: check it where a crash cannot hurt us
+        try:
+            return ChromaStore(path, self.embedder.name, url, namespace=self.index_dir.name)
+        except StoreError as exc:
+            if url or not path.exists():
+                raise
+            move_aside(path, str(exc.__cause__ or exc))
+            return ChromaStore(path, self.embedder.name)
 
     @property
     def state(self) -> IndexState:
-        if self._state is None:
-            self._state = IndexState(self.index_dir / "state.sqlite", self.embedder.name)
-        return self._state
+        with self._lazy:
+            if self._state is None:
+                self._state = IndexState(self.index_dir / "state.sqlite", self.embedder.name)
+            return self._state
 
     def index(self, on_progress: Any = None) -> IndexStats:
         """Bring the index up to date with the work tree (incremental, resumable)."""
@@ -77,13 +104,14 @@ class Assistant:
 
     @property
     def retriever(self) -> Retriever:
-        if self._retriever is None:
-            from localpilot.experts.registry import load_reranker
+        with self._lazy:
+            if self._retriever is None:
+                from localpilot.experts.registry import load_reranker
 
-            config = RetrievalConfig(per_file=self.settings.per_file)
-            reranker = load_reranker(self.settings.reranker, self.settings.device, self.settings.precision)
-            self._retriever = Retriever(self.embedder, self.store, self.state, reranker, config)
-        return self._retriever
+                config = RetrievalConfig(per_file=self.settings.per_file)
+                reranker = load_reranker(self.settings.reranker, self.settings.device, self.settings.precision)
+                self._retriever = Retriever(self.embedder, self.store, self.state, reranker, config)
+            return self._retriever
 
     def search(self, query: str, k: int | None = None, explain: bool = False) -> list[Hit]:
         """Ranked hits for a natural-language or code query; [] for an empty one."""
@@ -96,9 +124,10 @@ class Assistant:
 
     def generator(self, which: str = "small") -> Generator:
         """The ``small`` or ``big`` code LLM (in-process GGUF, or the configured OpenAI-compatible server)."""
-        if which not in self._generators:
-            self._generators[which] = self._load_generator(which)
-        return self._generators[which]
+        with self._lazy:
+            if which not in self._generators:
+                self._generators[which] = self._load_generator(which)
+            return self._generators[which]
 
     def _load_generator(self, which: str) -> Generator:
         name = self.settings.llm if which == "small" else self.settings.big_llm
@@ -132,6 +161,59 @@ class Assistant:
         except LocalpilotError:
             return False
 
+    @property
+    def completer(self) -> Completer:
+        with self._lazy:
+            if self._completer is None:
+                self._completer = Completer(lambda: self.generator("small"), self.search)
+            return self._completer
+
+    def complete(self, path: str, prefix: str, suffix: str, cancel: threading.Event | None = None) -> Completion:
+        """Inline completion at the cursor of ``path`` (fill in the middle, other files as context)."""
+        from localpilot.index.languages import detect_language
+
+        return self.completer.complete(path, detect_language(path), prefix, suffix, cancel)
+
+    def symbol_info(self, name: str, limit: int = 8) -> dict[str, list[dict[str, Any]]]:
+        """Where ``name`` is defined and used, from the index alone (no model)."""
+        self._require_index()
+        return self.state.symbol_info(name, limit)
+
+    def index_buffer(self, path: str, text: str) -> bool:
+        """Index an editor's unsaved text for ``path`` now (searchable in this session; the next full index
+        run re-reads the file from disk). False when another process is writing the index."""
+        from localpilot.index.indexer import Indexer
+
+        try:
+            with self._write_lock():
+                Indexer(self.root, self.settings, self.embedder, self.store, self.state).index_text(path, text)
+        except IndexBusy:
+            return False
+        return True
+
+    def watch(self, on_update: Any = None, *, debounce: float | None = None, sweep: float | None = None) -> Watcher:
+        """Start keeping the index fresh from file-system events (and a periodic sweep); returns the running
+        Watcher (``stop()`` it). ``on_update(stats)`` is called after each update that changed something."""
+        from localpilot.index.watcher import Watcher
+
+        def update(paths: set[str]) -> None:
+            for attempt in range(20):
+                try:
+                    stats = self.index()
+                    break
+                except IndexBusy:  # another process is writing: wait for it, then catch up
+                    time.sleep(0.25 * (attempt + 1))
+            else:
+                log.warning("the index stayed busy; the next change or sweep will catch up")
+                return
+            if on_update is not None and (stats.files_indexed or stats.files_removed or stats.chunks_written):
+                on_update(stats)
+
+        kwargs = {k: v for k, v in (("debounce", debounce), ("sweep", sweep)) if v is not None}
+        watcher = Watcher(self.root, update, ignore_dirs=(".git",), **kwargs)
+        watcher.start()
+        return watcher
+
     def loaded(self, which: str = "small") -> Generator | None:
         """The small or big model if it is loaded already (nothing is loaded by asking)."""
         return self._generators.get(which)
@@ -145,9 +227,10 @@ class Assistant:
 
     @property
     def router(self) -> Router:
-        if self._router is None:
-            self._router = Router(self.embedder, big_available=self.has_big())
-        return self._router
+        with self._lazy:
+            if self._router is None:
+                self._router = Router(self.embedder, big_available=self.has_big())
+            return self._router
 
     def ask(self, question: str, conversation: Conversation | None = None, expert: str | None = None,
             cancel: threading.Event | None = None) -> Iterator[AskEvent]:
@@ -158,6 +241,39 @@ class Assistant:
         self._require_index()
         return answer_request(self, question, conversation if conversation is not None else Conversation(),
                               expert, cancel)
+
+    def indexed_state(self) -> IndexState | None:
+        """The index's tables if this repo has been indexed, else None; creates and loads nothing."""
+        import sqlite3
+
+        if not (self.index_dir / "state.sqlite").is_file():
+            return None
+        try:
+            state = self.state
+            return state if "last_indexed" in state.meta() else None
+        except (LocalpilotError, sqlite3.Error):
+            return None
+
+    def suggest_tests(self, snapshot: Snapshot) -> TestReport:
+        """The functions and classes ``snapshot``'s change touches, the tests that already name them (found
+        through the index when there is one, else ``git grep``), and a named test with cases for the rest.
+        No model is loaded: this is what the pre-commit hook prints within its time budget."""
+        from localpilot.suggest.report import build_report
+
+        return build_report(snapshot, self.indexed_state())
+
+    def write_test(self, suggestion: Suggestion, cancel: threading.Event | None = None,
+                   max_tokens: int = 320) -> Iterator[str]:
+        """Stream a test skeleton for an untested ``suggestion`` from the small code LLM, in the style of the
+        repository's own test file chosen by ``suggest_tests``."""
+        from localpilot.suggest.skeleton import messages
+
+        prompt = messages(language=suggestion.language, example_path=suggestion.example_path,
+                          example=suggestion.example, code_path=suggestion.path, start=suggestion.start,
+                          end=suggestion.end, code=suggestion.code, test=suggestion.test_name,
+                          target=suggestion.target, cases=suggestion.cases, symbol=suggestion.symbol)
+        for token in self.generator("small").stream(prompt, max_tokens, cancel):
+            yield token.text
 
     def status(self) -> dict[str, Any]:
         """What is indexed, what was skipped and why, where the index lives."""

@@ -8,11 +8,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import subprocess
+import sys
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -49,11 +53,13 @@ class Store(ABC):
 
 
 
-def collection_name(model_name: str) -> str:
-    """Chroma-safe (3-63 chars, [a-z0-9_-]) and unique per embedding model."""
-    slug = re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-")[:40] or "model"
-    digest = hashlib.sha1(model_name.encode()).hexdigest()[:8]
-    return f"lp-{slug}-{digest}"
+def collection_name(model_name: str, namespace: str = "") -> str:
+    """Chroma-safe (3-63 chars, [a-z0-9_-]) and unique per embedding model (and per repo on a shared server)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-")[: 28 if namespace else 40] or "model"
+    if not namespace:
+        return f"lp-{slug}-{hashlib.sha1(model_name.encode()).hexdigest()[:8]}"
+    key = (namespace + "\0" + model_name).encode()
+    return f"lp-{slug}-{hashlib.sha1(key).hexdigest()[:16]}"
 
 
 @contextmanager
@@ -67,22 +73,30 @@ def _translated(action: str) -> Iterator[None]:
 
 
 class ChromaStore(Store):
-    """Chroma PersistentClient at ``path`` (telemetry off; embeddings always supplied by localpilot)."""
+    """Chroma, embedded (PersistentClient at ``path``) or a server (``url``, e.g. http://host:8000) with one
+    collection per repo and model. Telemetry off; embeddings always supplied by localpilot."""
 
-    def __init__(self, path: Path, model_name: str) -> None:
+    def __init__(self, path: Path, model_name: str, url: str = "", namespace: str = "") -> None:
         try:
             import chromadb
             from chromadb.config import Settings as ChromaSettings
 
-            path.mkdir(parents=True, exist_ok=True)
-            self._client = chromadb.PersistentClient(
-                path=str(path), settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-            )
-            self._name, self._model = collection_name(model_name), model_name
+            settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+            if url:
+                parts = urlparse(url if "://" in url else f"http://{url}")
+                self._client = chromadb.HttpClient(host=parts.hostname or "localhost", port=parts.port or 8000,
+                                                   ssl=parts.scheme == "https", settings=settings)
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+                self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+            self._name, self._model = collection_name(model_name, namespace if url else ""), model_name
             self._col = self._open()
             self._batch = int(self._client.get_max_batch_size())
         except Exception as exc:  # chromadb raises many types; translate at the edge
-            raise StoreError(f"cannot open the index at {path}: {exc}. Delete that directory to rebuild.") from exc
+            _forget_clients()
+            where = f"the Chroma server at {url}" if url else f"the index at {path}"
+            fix = "check that it runs (`chroma run`) and the URL" if url else "delete that directory to rebuild"
+            raise StoreError(f"cannot open {where}: {exc}. {fix.capitalize()}.") from exc
 
     def _open(self) -> Any:
         return self._client.get_or_create_collection(
@@ -167,3 +181,54 @@ class MemoryStore(Store):
 
     def all_ids(self) -> set[str]:
         return set(self.rows)
+
+
+def _forget_clients() -> None:
+    """Chroma caches one client per path in-process; a failed one must not be handed out again."""
+    try:
+        from chromadb.api.client import SharedSystemClient
+
+        SharedSystemClient.clear_system_cache()
+    except Exception:  # noqa: BLE001 - best effort
+        log.debug("could not clear chroma's client cache", exc_info=True)
+
+
+_CHECK = """
+import sys
+import chromadb
+from chromadb.config import Settings
+client = chromadb.PersistentClient(sys.argv[1], settings=Settings(anonymized_telemetry=False))
+for item in client.list_collections():
+    col = client.get_collection(getattr(item, "name", item))
+    got = col.get(limit=1, include=["embeddings"])
+    if len(got["ids"]):
+        col.query(query_embeddings=[list(got["embeddings"][0])], n_results=1)
+"""
+
+
+def check_embedded_store(path: Path, timeout: float = 300) -> str | None:
+    """Why the embedded store at ``path`` is unusable, or None. It is opened and queried in a child process:
+    a damaged HNSW file can crash the process that loads it, and that must not be the caller."""
+    if not path.exists():
+        return None
+    try:
+        res = subprocess.run([sys.executable, "-c", _CHECK, str(path)], capture_output=True, text=True,
+                             timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return f"opening it took longer than {timeout:.0f}s"
+    if res.returncode == 0:
+        return None
+    if res.returncode < 0:
+        return f"opening it crashed the process (signal {-res.returncode})"
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    return lines[-1][-300:] if lines else f"exit status {res.returncode}"
+
+
+def move_aside(path: Path, reason: str) -> Path:
+    """Keep a broken store for inspection (``<name>.broken-<time>``) so a fresh one can be built."""
+    dest = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
+    _forget_clients()  # an in-process client cached for this path would keep using the old files
+    path.rename(dest)
+    log.warning("the vector store at %s was unusable (%s); moved it to %s. The next index run rebuilds it "
+                "(quickly: embeddings are cached)", path, reason, dest)
+    return dest

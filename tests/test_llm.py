@@ -19,14 +19,8 @@ import pytest
 from localpilot.errors import ModelCorrupt, ModelNotFound
 from localpilot.experts import chat_template
 from localpilot.experts.llm import LlamaCppGenerator
-from localpilot.experts.registry import resolve_llm
 
 SMOL = "smollm2-135m"
-
-
-@pytest.fixture(scope="session")
-def smol_path() -> Path:
-    return resolve_llm(SMOL, Path("/nonexistent")).path
 
 
 @pytest.fixture(scope="session")

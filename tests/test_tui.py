@@ -144,7 +144,7 @@ async def test_background_index_then_status_counts(make_app: Callable) -> None:
         await app.workers.wait_for_complete()
         await pilot.pause()
         status = str(app.query_one("#status", Static).render())
-        assert "2 files" in status and "watch:off" in status
+        assert "2 files" in status and "watch:inotify" in status
 
 
 async def test_model_picker_switches_the_answering_model(make_app: Callable) -> None:
@@ -205,7 +205,7 @@ def test_snapshot_error(snap_compare: Any) -> None:
 
 
 def test_preview_refuses_paths_outside_the_repo(tmp_path: Any) -> None:
-    from localpilot.tui.widgets import inside
+    from localpilot.paths import inside
 
     (tmp_path / "repo").mkdir()
     (tmp_path / "repo-evil").mkdir()

@@ -34,6 +34,12 @@ class ContextOverflow(LocalpilotError):
     exit_code = 7
 
 
+class NoInfill(LocalpilotError):
+    """The model has no fill-in-the-middle tokens."""
+
+    exit_code = 3
+
+
 @dataclass(frozen=True)
 class Token:
     text: str
@@ -74,6 +80,12 @@ class Generator(ABC):
     @abstractmethod
     def stream(self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
                ) -> Iterator[Token]: ...
+
+    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None
+               ) -> Iterator[Token]:
+        """Fill in the middle between ``prefix`` and ``suffix`` with the model's own FIM tokens."""
+        raise NoInfill(f"{self.name} cannot fill in the middle here; use an in-process code model "
+                       "(qwen2.5-coder or deepseek-coder presets)")
 
     def prompt_tokens(self, messages: Messages) -> int:
         """Tokens the rendered prompt for ``messages`` takes (template included)."""
@@ -150,6 +162,28 @@ class LlamaCppGenerator(Generator):
             if len(tokens) + max_tokens > self.n_ctx:
                 raise ContextOverflow(f"the prompt takes {len(tokens)} tokens and the answer up to {max_tokens}, "
                                       f"more than {self.name}'s context of {self.n_ctx}")
+            yield from self._generate(tokens, max_tokens, cancel)
+
+    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None
+               ) -> Iterator[Token]:
+        """FIM with the token ids the GGUF declares (Qwen2.5-Coder and DeepSeek-Coder spell them differently;
+        llama.cpp knows both), prefix cut from the left and suffix from the right to fit the context."""
+        with self._lock:
+            llm = self.llm
+            model = llm._model
+            pre, suf, mid = model.token_prefix(), model.token_suffix(), model.token_middle()
+            if min(pre, suf, mid) < 0:
+                raise NoInfill(f"{self.name} has no fill-in-the-middle tokens; use a code model such as the "
+                               "qwen2.5-coder or deepseek-coder presets")
+            room = self.n_ctx - max_tokens - 4
+            before = llm.tokenize(prefix.encode("utf-8", "replace"), add_bos=False, special=False)
+            after = llm.tokenize(suffix.encode("utf-8", "replace"), add_bos=False, special=False)
+            after = after[: max(room // 4, room - len(before))]
+            before = before[-(room - len(after)):] if room > len(after) else []
+            tokens = [pre, *before, suf, *after, mid]
+            bos = llm.token_bos()
+            if model.add_bos_token() and bos >= 0:
+                tokens.insert(0, bos)
             yield from self._generate(tokens, max_tokens, cancel)
 
     def _generate(self, tokens: list[int], max_tokens: int, cancel: threading.Event | None) -> Iterator[Token]:

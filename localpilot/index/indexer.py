@@ -91,6 +91,15 @@ class Indexer:
                             run_in_progress=False)
         return stats
 
+    def index_text(self, path: str, text: str) -> None:
+        """Index ``text`` as the content of ``path`` (an editor's unsaved buffer). The record gets mtime 0, so
+        the next full run re-reads the file from disk and puts the saved content back."""
+        data = text.encode("utf-8", "surrogatepass")
+        record, chunks = self._chunk(path, data)
+        digest = hashlib.sha256(data).hexdigest()
+        stats = IndexStats()
+        self._write([_Prepared(FileRecord(path, len(data), 0, digest, *record), chunks)], stats)
+
     def _known(self) -> dict[str, FileRecord]:
         """The manifest, made consistent with the vector store first when a previous run was cut short or
         the two disagree (a store deleted by hand, a kill between the store write and the manifest commit)."""

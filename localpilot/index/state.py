@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -152,6 +153,22 @@ class IndexState:
     def symbols(self) -> list[tuple[str, str, str]]:
         """(chunk_id, symbol, path) of every chunk, for the symbol channel."""
         return list(self.db.execute("SELECT chunk_id, symbol, path FROM chunks WHERE model=?", (self.model,)))
+
+    def symbol_info(self, name: str, limit: int = 8) -> dict[str, list[dict[str, Any]]]:
+        """Chunks defining ``name`` (its last dotted part) and chunks whose text mentions it."""
+        leaf = name.rsplit(".", 1)[-1]
+        defs = [{"path": r[0], "line": r[1], "symbol": r[2], "kind": r[3]} for r in self.db.execute(
+            "SELECT path, start_line, symbol, kind FROM chunks WHERE model=? AND (symbol=? OR symbol LIKE ?) "
+            "ORDER BY path, start_line LIMIT ?", (self.model, name, f"%.{leaf}", limit))]
+        where = {(d["path"], d["line"]) for d in defs}
+        uses: list[dict[str, Any]] = []
+        ids = [cid for cid, _ in self.lexical([leaf], limit * 4)]
+        for row in self.chunk_rows(ids).values():
+            for offset, line in enumerate(row.text.splitlines()):
+                if re.search(rf"\b{re.escape(leaf)}\b", line) and (row.path, row.start_line + offset) not in where:
+                    uses.append({"path": row.path, "line": row.start_line + offset, "text": line.strip()[:120]})
+                    break
+        return {"definitions": defs, "usages": sorted(uses, key=lambda u: (u["path"], u["line"]))[:limit]}
 
     def chunk_rows(self, ids: Sequence[str]) -> dict[str, ChunkRow]:
         out: dict[str, ChunkRow] = {}

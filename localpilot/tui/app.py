@@ -70,8 +70,10 @@ class LocalpilotApp(App[None]):
         Binding("ctrl+e", "open_editor", "Editor"),
     ]
 
-    def __init__(self, assistant: Assistant | None, *, index_on_start: bool = True, error: str = "") -> None:
+    def __init__(self, assistant: Assistant | None, *, index_on_start: bool = True, error: str = "",
+                 watch: bool = True) -> None:
         super().__init__()
+        self.watch_files = watch
         self.assistant = assistant
         self.index_on_start = index_on_start and assistant is not None
         self.startup_error = error
@@ -81,6 +83,7 @@ class LocalpilotApp(App[None]):
         self.sources: list[tuple[str, int, int]] = []
         self.last_expert = "-"
         self.indexing = ""
+        self.watcher: Any = None
 
     @property
     def root(self) -> Path:
@@ -115,6 +118,10 @@ class LocalpilotApp(App[None]):
         if self.index_on_start:
             self.action_reindex()
 
+    def on_unmount(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+
     # --- status ---------------------------------------------------------------------------------------------
 
     def refresh_status(self) -> None:
@@ -132,7 +139,8 @@ class LocalpilotApp(App[None]):
         loaded = a.loaded("small")
         where = f"/{loaded.info().get('backend', '?')}" if loaded is not None else ""
         index = self.indexing or f"{files} files {chunks} chunks"
-        return (f"{a.root.name}  {index}  watch:off  {Path(a.settings.embedder).name}  {llm}{where}  "
+        watch = self.watcher.mode if self.watcher is not None else "off"
+        return (f"{a.root.name}  {index}  watch:{watch}  {Path(a.settings.embedder).name}  {llm}{where}  "
                 f"last:{self.last_expert}")
 
     # --- chat -----------------------------------------------------------------------------------------------
@@ -316,6 +324,9 @@ class LocalpilotApp(App[None]):
         try:
             stats = self.assistant.index(progress)  # type: ignore[union-attr]
             self.call_from_thread(self.notify, stats.summary(), title="index up to date")
+            if self.watch_files and self.watcher is None and not worker.is_cancelled:
+                self.watcher = self.assistant.watch(  # type: ignore[union-attr]
+                    lambda _stats: self.call_from_thread(self.refresh_status))
         except _Cancelled:
             return
         except IndexBusy as exc:

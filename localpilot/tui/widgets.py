@@ -14,18 +14,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from localpilot.paths import inside
+
 CONTEXT_BEFORE = 3
 CONTEXT_AFTER = 40
-
-
-def inside(root: Path, rel: str) -> Path | None:
-    """``root/rel`` if it stays inside ``root`` (no ``..``, absolute paths or symlinks out)."""
-    try:
-        full = (root / rel).resolve()
-        full.relative_to(root.resolve())
-    except (OSError, ValueError):
-        return None
-    return full
 
 
 class Preview(VerticalScroll):

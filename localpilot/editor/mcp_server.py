@@ -1,0 +1,111 @@
+"""`localpilot mcp`: a Model Context Protocol server over stdio (the `mcp` SDK) on the one Assistant.
+
+Tools: search_code, get_snippet, ask, suggest_tests, index_status. Each has a JSON schema (from its type
+hints) and fails with a clear ToolError, never a traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+from typing import Any
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.stdio import stdio_server
+
+from localpilot.answer import Conversation
+from localpilot.editor.guard import LockedWriter, line_filter, start_filter
+from localpilot.errors import LocalpilotError
+from localpilot.paths import inside
+from localpilot.service import Assistant
+
+MAX_SNIPPET_LINES = 400
+
+
+def build(assistant: Assistant) -> MCPServer:
+    server = MCPServer("localpilot", instructions=(
+        f"Code search and answers over the git repository {assistant.root.name}, fully local. Use search_code to "
+        "find code by meaning, get_snippet to read lines, ask for a grounded answer with path:line citations."))
+
+    @server.tool()
+    async def search_code(query: str, k: int = 10) -> list[dict[str, Any]]:
+        """Search the repository by meaning and keywords; returns ranked hits with path, lines, symbol, snippet."""
+        if not query.strip():
+            raise ToolError("query is empty")
+        hits = await _call(assistant.search, query, max(1, min(int(k), 50)))
+        return [h.to_dict() for h in hits]
+
+    @server.tool()
+    def get_snippet(path: str, start: int = 1, end: int = 0) -> dict[str, Any]:
+        """Lines start..end (1-based, inclusive; end 0 = start+100) of a file in the repository."""
+        full = inside(assistant.root, path)
+        if full is None:
+            raise ToolError(f"{path!r} is outside the repository")
+        if not full.is_file():
+            raise ToolError(f"{path!r} is not a file in the repository")
+        lines = full.read_text(encoding="utf-8", errors="replace").splitlines()
+        start = max(1, int(start))
+        end = min(len(lines), int(end) if end and int(end) >= start else start + 100, start + MAX_SNIPPET_LINES)
+        return {"path": full.relative_to(assistant.root.resolve()).as_posix(), "start_line": start,
+                "end_line": end, "text": "\n".join(lines[start - 1 : end])}
+
+    @server.tool()
+    async def ask(question: str) -> dict[str, Any]:
+        """Answer a question about the repository with the local code LLM; cites path:start-end."""
+        if not question.strip():
+            raise ToolError("question is empty")
+
+        def run() -> dict[str, Any]:
+            done: dict[str, Any] = {}
+            for event in assistant.ask(question, Conversation()):
+                if event.kind == "done" and event.answer is not None:
+                    done = event.answer.to_dict()
+            return done
+
+        return await _call(run)
+
+    @server.tool()
+    async def suggest_tests(path: str = "", diff: str = "") -> dict[str, Any]:
+        """Tests a change deserves: for a file path, or a unified diff; which exist, which to add."""
+        if not (path or diff):
+            raise ToolError("give a path or a diff")
+        if path and inside(assistant.root, path) is None:
+            raise ToolError(f"{path!r} is outside the repository")
+        suggest = getattr(assistant, "suggest_tests", None)
+        if suggest is None:
+            raise ToolError("test suggestions are not available in this version")
+        return await _call(suggest, path=path or None, diff=diff or None)
+
+    @server.tool()
+    async def index_status() -> dict[str, Any]:
+        """What is indexed (files, chunks, languages), what was skipped and why, and where the index lives."""
+        status = await _call(assistant.status)
+        status["skipped"] = dict(list(status["skipped"].items())[:50])
+        return status
+
+    return server
+
+
+async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except LocalpilotError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def serve(assistant: Assistant, wire: LockedWriter) -> None:
+    """Serve MCP on stdin and ``wire`` (the claimed stdout) until the client closes the connection."""
+    source = start_filter(sys.stdin.buffer, line_filter(wire))
+    server = build(assistant)
+
+    async def main() -> None:
+        stdin = anyio.wrap_file(io.TextIOWrapper(source, encoding="utf-8", errors="replace"))
+        stdout = anyio.wrap_file(io.TextIOWrapper(wire, encoding="utf-8", write_through=True))  # type: ignore[arg-type]
+        async with stdio_server(stdin, stdout) as (read_stream, write_stream):
+            low = server._lowlevel_server
+            await low.run(read_stream, write_stream, low.create_initialization_options())
+
+    anyio.run(main)
