@@ -189,7 +189,7 @@ def _forget_clients() -> None:
         from chromadb.api.client import SharedSystemClient
 
         SharedSystemClient.clear_system_cache()
-    except Exception:  # noqa: BLE001 - best effort
+    except Exception:
         log.debug("could not clear chroma's client cache", exc_info=True)
 
 
