@@ -93,6 +93,6 @@ class Completer:
             return []
         try:
             hits = self.search(" ".join(recent)[-400:], 6)
-        except Exception:
+        except Exception:  # no index yet, or a search failure: complete without context
             return []
         return [h for h in hits if h.path != path][:CONTEXT_SNIPPETS]

@@ -189,7 +189,7 @@ def _forget_clients() -> None:
         from chromadb.api.client import SharedSystemClient
 
         SharedSystemClient.clear_system_cache()
-    except Exception:
+    except Exception:  # best effort: an older or newer chromadb may lack it
         log.debug("could not clear chroma's client cache", exc_info=True)
 
 
