@@ -128,7 +128,7 @@ class Watcher:
         self.runs += 1
         try:
             self.on_change(paths)
-        except Exception:
+        except Exception:  # the watcher outlives one failed update; the next run retries
             log.exception("updating the index after a change failed")
 
 

@@ -133,7 +133,7 @@ class LocalpilotApp(App[None]):
             return "localpilot · no repository"
         try:
             files, chunks = a.state.counts()
-        except Exception:
+        except Exception:  # the status bar must never take the app down
             files, chunks = 0, 0
         llm = a.settings.llm.rsplit("/", 1)[-1]
         loaded = a.loaded("small")
