@@ -254,13 +254,32 @@ class Assistant:
         except (LocalpilotError, sqlite3.Error):
             return None
 
-    def suggest_tests(self, snapshot: Snapshot) -> TestReport:
+    def suggest_tests(self, snapshot: Snapshot | None = None, *, path: str | None = None,
+                      diff: str | None = None) -> TestReport | dict[str, Any]:
         """The functions and classes ``snapshot``'s change touches, the tests that already name them (found
-        through the index when there is one, else ``git grep``), and a named test with cases for the rest.
-        No model is loaded: this is what the pre-commit hook prints within its time budget."""
+        through the index when there is one, else ``git grep``), and a named test with cases for the rest, as a
+        TestReport. No model is loaded: this is what the pre-commit hook prints within its time budget.
+
+        Tools pass ``path`` (every function/class of a file or directory) or ``diff`` (a unified diff against the
+        work tree, applied or not; nothing is written) instead, and get the report as a dict."""
         from localpilot.suggest.report import build_report
 
-        return build_report(snapshot, self.indexed_state())
+        if snapshot is not None:
+            return build_report(snapshot, self.indexed_state())
+        from localpilot.suggest.git import Git, WorktreeSnapshot
+        from localpilot.suggest.patch import DiffSnapshot
+
+        git = Git(self.root)
+        if diff:
+            snapshot = DiffSnapshot(git, diff)
+        elif path:
+            full = (self.root / path).resolve()
+            if not full.exists() or not full.is_relative_to(self.root):
+                raise LocalpilotError(f"{path} is not a file or directory of {self.root}")
+            snapshot = WorktreeSnapshot(git, paths=[full.relative_to(self.root).as_posix()])
+        else:
+            raise LocalpilotError("give a change: a snapshot, a path or a diff")
+        return build_report(snapshot, self.indexed_state()).to_dict()
 
     def write_test(self, suggestion: Suggestion, cancel: threading.Event | None = None,
                    max_tokens: int = 320) -> Iterator[str]:
