@@ -278,3 +278,23 @@ def test_interrupted_run_is_reconciled_with_the_store(make_repo: Callable[..., R
     assert stats.files_indexed == 1 and store.all_ids() == set().union(*a.state.chunk_ids_by_path().values())
     assert "orphan" not in store.all_ids() and a.search("alpha", k=1)[0].path == "a.py"
     a.close()
+
+
+def test_an_index_from_a_newer_version_is_refused_not_wiped(tmp_path: Path) -> None:
+    import sqlite3
+
+    from localpilot.errors import StoreError
+    from localpilot.index.state import SCHEMA_VERSION, IndexState
+
+    db = tmp_path / "state.sqlite"
+    IndexState(db, "m").close()
+    con = sqlite3.connect(db)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.execute("CREATE TABLE future (x)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="newer localpilot"):
+        IndexState(db, "m")
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT name FROM sqlite_master WHERE name='future'").fetchone()  # untouched
+    con.close()

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from localpilot.errors import StoreError
 from localpilot.text import code_terms
 from localpilot.types import Chunk
 
@@ -73,7 +74,7 @@ class IndexState:
 
     def __init__(self, path: Path, model: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.model = model
+        self.model, self.path = model, path
         # Serialized SQLite: the TUI and editor servers read from worker threads while the indexer writes.
         self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -81,7 +82,14 @@ class IndexState:
         self._migrate()
 
     def _migrate(self) -> None:
+        """Older formats are rebuilt (the embedding cache survives); a newer one is refused, so two localpilot
+        versions sharing a machine (an old hook, a new TUI) never wipe each other's index back and forth."""
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self.db.close()
+            raise StoreError(f"the index at {self.path.parent} was written by a newer localpilot (format "
+                             f"{version}, this one reads {SCHEMA_VERSION}): upgrade localpilot, or remove that "
+                             "directory to rebuild it")
         if version != SCHEMA_VERSION:
             self.db.executescript("DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS chunks; "
                                   "DROP TABLE IF EXISTS lexical; DROP TABLE IF EXISTS meta;")
