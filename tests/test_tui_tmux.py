@@ -71,6 +71,8 @@ def test_ask_in_the_real_tui_and_open_the_citation(tmux_app: Tmux) -> None:
     assert "storage/uploader.py:" in screen  # listed under Sources and previewed
     assert "def upload_with_retry" in screen  # the preview shows the cited code
     tmux_app.keys("F2")
+    tmux_app.wait_for("search the code")
+    time.sleep(0.5)
     tmux_app.keys("upload")
     screen = tmux_app.wait_for("upload_with_retry  ", timeout=60)
     assert "❱" in screen  # the hit's lines are marked in the preview

@@ -277,10 +277,13 @@ class LocalpilotApp(App[None]):
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+        self._focus_tab(tab == "chat")
 
     @on(TabbedContent.TabActivated)
     def tab_changed(self, event: TabbedContent.TabActivated) -> None:
-        chat = event.pane.id == "chat"
+        self._focus_tab(event.pane.id == "chat")
+
+    def _focus_tab(self, chat: bool) -> None:
         self.query_one("#question", Input).display = chat
         self.query_one("#question" if chat else "#query", Input).focus()
 
