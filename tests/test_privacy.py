@@ -108,6 +108,22 @@ def test_main_flows_make_no_outbound_connection(guarded: Any, secret_repo: Any, 
     proc.stdin.close()
     proc.wait(timeout=60)
     assert replies[1]["id"] == 2 and "result" in replies[1]
+    frames = b"".join(b"Content-Length: %d\r\n\r\n" % len(body) + body for body in (
+        json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                    "params": {"capabilities": {}, "rootUri": root.resolve().as_uri()}}).encode(),
+        b'{"jsonrpc":"2.0","method":"initialized","params":{}}',
+        json.dumps({"jsonrpc": "2.0", "id": 2, "method": "workspace/executeCommand",
+                    "params": {"command": "localpilot.search", "arguments": ["upload"]}}).encode(),
+        b'{"jsonrpc":"2.0","id":3,"method":"shutdown"}', b'{"jsonrpc":"2.0","method":"exit"}'))
+    lsp = subprocess.run([sys.executable, "-m", "localpilot", "lsp"], cwd=root, env=env, input=frames,
+                         capture_output=True, timeout=300, check=False)
+    assert b'"id": 2' in lsp.stdout or b'"id":2' in lsp.stdout
+    assert lp(env, root, "hook", "install").returncode == 0
+    (root / "app" / "upload.py").write_text("def upload_with_retry(client, path):\n    return client.put(path, 1)\n")
+    subprocess.run(["git", "add", "-A"], cwd=root, env=env, check=True)
+    commit = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "c"],
+                            cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert commit.returncode == 0 and "upload_with_retry" in commit.stdout + commit.stderr
     attempts = [line for line in log.read_text().splitlines() if line.strip()]
     outbound = [a for a in attempts if not a.split(" ", 1)[1].startswith(("127.", "::1", "localhost"))]
     assert outbound == [], outbound

@@ -88,3 +88,25 @@ def test_interrupted_index_resumes_to_a_fresh_rebuild(sig: signal.Signals, make_
     assert len(snap) == len(set(snap)) == a.store.count(), "no duplicates"
     assert snap == fresh_rebuild(repo, minilm, tmp_path)
     assert a.index().chunks_written == 0
+
+
+def test_killed_at_many_points_then_resumed_equals_a_fresh_rebuild(make_repo: Callable[..., Repo],
+                                                                    assistant_for: Callable[..., Assistant],
+                                                                    minilm: object, tmp_path: Path) -> None:
+    """kill -9 at spread-out moments (model load, chunking, store writes, manifest commits); every restart
+    resumes, and the index after the last run equals a fresh rebuild."""
+    import random
+
+    repo = big_repo(make_repo, files=160)
+    rng = random.Random(11)
+    for delay in (0.2, 0.8, 1.5, 2.5, 3.5, 5.0, 7.0):
+        proc = start_index(repo)
+        time.sleep(delay + rng.uniform(0, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    final = start_index(repo)
+    _, err = final.communicate(timeout=600)
+    assert final.returncode == 0, err
+    a = assistant_for(repo)
+    assert a.index().chunks_embedded == 0  # nothing left to do
+    assert snapshot(a) == fresh_rebuild(repo, minilm, tmp_path)
