@@ -15,6 +15,18 @@ from localpilot.experts.registry import resolve_embedder
 from localpilot.service import Assistant
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: A small documented function the answer/editor/TUI tests ask about.
+UPLOADER = '''MAX_RETRIES = 4
+
+
+def upload_with_retry(client, path):
+    """Send one file; on a failed upload wait and try again, up to MAX_RETRIES times."""
+    for attempt in range(MAX_RETRIES):
+        if client.put(path):
+            return True
+        client.sleep(2 ** attempt)
+    return False
+'''
 #: Where install.sh put the default code LLM (read before the autouse fixture isolates the user dirs).
 USER_MODELS = load_settings().models_dir
 

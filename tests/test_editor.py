@@ -14,18 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import UPLOADER
 
-UPLOADER = '''MAX_RETRIES = 4
-
-
-def upload_with_retry(client, path):
-    """Send one file; on a failed upload wait and try again, up to MAX_RETRIES times."""
-    for attempt in range(MAX_RETRIES):
-        if client.put(path):
-            return True
-        client.sleep(2 ** attempt)
-    return False
-'''
 MAIN = ("from storage.uploader import upload_with_retry\n\n\ndef main(client):\n"
         "    return upload_with_retry(client, 'a')\n")
 

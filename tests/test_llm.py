@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import UPLOADER as SHARED_UPLOADER
 
 from localpilot.errors import ModelCorrupt, ModelNotFound
 from localpilot.experts import chat_template
@@ -90,19 +91,7 @@ def test_corrupt_gguf_files_are_refused_without_harming_the_caller(smol_path: Pa
 
 # --- ask, end to end -------------------------------------------------------------------------------------------
 
-UPLOADER = '''"""Upload files to the storage service."""
-
-MAX_RETRIES = 4
-
-
-def upload_with_retry(client, path):
-    """Send one file; on a failed upload wait and try again, up to MAX_RETRIES times."""
-    for attempt in range(MAX_RETRIES):
-        if client.put(path):
-            return True
-        client.sleep(2 ** attempt)
-    return False
-'''
+UPLOADER = '"""Upload files to the storage service."""\n\n' + SHARED_UPLOADER
 
 
 @pytest.fixture

