@@ -178,30 +178,51 @@ def still_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(localpilot.asking, "time", Still)
 
 
+async def settle(pilot: Any, ready: Callable[[], bool]) -> None:
+    """Wait until the screen shows what the snapshot is of (CI machines are slow), with no blinking cursor."""
+    for _ in range(200):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.05)
+        if ready():
+            break
+    for field in pilot.app.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
 def test_snapshot_chat(make_app: Callable, snap_compare: Any, still_clock: None) -> None:
     async def run_before(pilot: Any) -> None:
         await ask(pilot, "how many times do we retry uploads?")
+        await settle(pilot, lambda: pilot.app.query_one("#sources", OptionList).option_count == 1)
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
 
 
 def test_snapshot_search(make_app: Callable, snap_compare: Any) -> None:
     async def run_before(pilot: Any) -> None:
-        await pilot.press("f2", *"retry")
-        await pilot.pause(0.4)
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
+        await pilot.press("f2")
+        await settle(pilot, lambda: pilot.app.query_one("#query", Input).has_focus)
+        await pilot.press(*"retry")
+        await settle(pilot, lambda: pilot.app.query_one("#hits", OptionList).option_count > 0)
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
 
 
 def test_snapshot_model_picker(make_app: Callable, snap_compare: Any) -> None:
-    assert snap_compare(make_app(), terminal_size=(80, 24), press=["ctrl+o"])
+    async def run_before(pilot: Any) -> None:
+        await pilot.press("ctrl+o")
+        await settle(pilot, lambda: bool(pilot.app.screen.query("#models")))
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
 
 
 def test_snapshot_error(snap_compare: Any) -> None:
     app = LocalpilotApp(None, error="/tmp/x is not inside a git repository: cd into one")
-    assert snap_compare(app, terminal_size=(80, 24))
+
+    async def run_before(pilot: Any) -> None:
+        await settle(pilot, lambda: True)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 def test_preview_refuses_paths_outside_the_repo(tmp_path: Any) -> None:
