@@ -73,6 +73,7 @@ def ask_timed(a: Any, text: str, expert: str | None, small: Recording, big: Reco
 
 
 def _run(args: argparse.Namespace, work: Path) -> int:
+    from localpilot.asking import CONTEXT_HITS, relevant_tokens
     from localpilot.config import load_settings
     from localpilot.service import Assistant
 
@@ -97,14 +98,22 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     for r in requests:
         t = time.perf_counter()
         route = router.decide(r["text"])
+        ms = (time.perf_counter() - t) * 1000
+        # the post-retrieval signal: tokens of the hits scoring within context_share of the best one
+        relevant = relevant_tokens(a.retriever.search(r["text"], CONTEXT_HITS), small, router.config.context_share)
         decided.append({"text": r["text"], "expected": r["route"], "route": route.expert, "reason": route.reason,
-                        "ms": (time.perf_counter() - t) * 1000})
+                        "ms": ms, "relevant_tokens": relevant})
     report: dict[str, Any] = {
         "benchmark": "router", "requests": len(requests), "small": small.name, "big": big.name,
         "threads": small.inner.threads, "answer_tokens": args.answer_tokens, "min_logprob": router.config.min_logprob,
-        "probe_tokens": router.config.probe_tokens, "context_tokens": settings.context_tokens,
+        "probe_tokens": router.config.probe_tokens,
+        "context_share": router.config.context_share, "context_tokens": settings.context_tokens,
         "decide": {"accuracy": accuracy([(d["expected"], d["route"]) for d in decided]),
-                   "confusion": confusion([(d["expected"], d["route"]) for d in decided]), "rows": decided}}
+                   "confusion": confusion([(d["expected"], d["route"]) for d in decided]),
+                   "relevant_tokens": {e: quantiles([d["relevant_tokens"] for d in decided if d["expected"] == e])
+                                       for e in EXPERTS},
+                   "over_context_budget": sum(d["relevant_tokens"] > settings.context_tokens for d in decided),
+                   "rows": decided}}
 
     chosen = list(range(len(requests)))
     random.Random(args.seed).shuffle(chosen)
@@ -175,6 +184,11 @@ def print_report(r: dict[str, Any]) -> None:
     for row in d["rows"]:
         if row["route"] != row["expected"]:
             print(f"  miss: {row['expected']:>6} -> {row['route']:<6} {row['text'][:70]!r} ({row['reason']})")
+    print(f"\nrelevant code after retrieval (tokens of hits within {r['context_share']} of the best score; the "
+          f"context escalation needs more than {r['context_tokens']}): {d['over_context_budget']} of "
+          f"{r['requests']} requests over")
+    for k, v in d["relevant_tokens"].items():
+        print(f"  expected {k:<7} " + ", ".join(f"{name} {value:.0f}" for name, value in v.items()))
     e = r.get("end_to_end")
     if e:
         sub = f"a random subset (seed {e['seed']})" if e["subset"] else "all"
