@@ -21,12 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import build_corpus, run_bench
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+from _corpus import build_corpus, percentile, run_bench
 
 
 def cursor_cases(corpus: Any, n: int) -> list[tuple[str, str, str]]:

@@ -22,15 +22,10 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import build_corpus, run_bench
+from _corpus import build_corpus, percentile, run_bench
 
 log = logging.getLogger("bench.latency")
 PACKAGES = {"rich": "15.0.0", "click": "8.5.1", "jinja2": "3.1.6", "werkzeug": "3.1.9"}
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def measure(a: Any, queries: Sequence[str]) -> dict[str, float]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import build_corpus, git, run_bench
+from _corpus import build_corpus, git, percentile, run_bench
 
 READER = """
 import json, sys, time
@@ -39,11 +39,6 @@ while time.monotonic() < end:
         failures += 1
 print(json.dumps({"searches": n, "failures": failures}))
 """
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def wait_for(check: Any, timeout: float = 600) -> float:

@@ -55,7 +55,7 @@ def answer_request(a: Backend, question: str, conversation: Conversation, expert
         answer = Answer(question, search_answer_text(hits), "search", route.reason, "", hits=hits, timings=timings)
         yield AskEvent("done", answer.text, answer=answer)
         return
-    if expert is None and hits:
+    if expert is None and hits and route.expert == "small":  # only a small route can escalate for size
         small = a.generator("small")
         route = a.router.after_retrieval(route, relevant_tokens(hits, small), a.settings.context_tokens)
     yield from _generate(a, route, question, hits, conversation, expert is not None, cancel, started, timings)

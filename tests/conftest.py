@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -132,3 +135,28 @@ def assistant_for(minilm: SentenceTransformerEmbedder) -> Iterator[Callable[[Rep
     yield build
     for a in made:
         a.close()
+
+
+@contextmanager
+def loopback_server(argv: list[str], log: Path, timeout: float = 120) -> Iterator[str]:
+    """Run a real server on a free loopback port (``{port}`` in ``argv``); yields its base URL once it accepts
+    connections, stops it afterwards. Its output goes to ``log``, shown if it dies while starting."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    with log.open("w") as out:
+        proc = subprocess.Popen([a.replace("{port}", str(port)) for a in argv], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.3)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+

@@ -2,45 +2,23 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import loopback_server
 
 from localpilot.errors import StoreError
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    exe = Path(sys.executable).parent / "chroma"
-    log = (tmp_path / "chroma.log").open("w")
-    proc = subprocess.Popen([str(exe), "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "chroma.log").read_text()
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    chroma = str(Path(sys.executable).parent / "chroma")
+    with loopback_server([chroma, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
+                          "--port", "{port}"], tmp_path / "chroma.log", timeout=90) as url:
+        yield url
 
 
 def test_index_and_search_against_a_chroma_server(chroma_server: str, make_repo: Callable[..., Any],

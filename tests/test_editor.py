@@ -75,21 +75,27 @@ async def test_mcp_tools_over_the_sdk_client(indexed_repo: Any, smol_path: Path)
         assert empty.is_error and "empty" in empty.content[0].text
 
 
-def _read_lines(proc: subprocess.Popen[bytes], want_ids: set[int], timeout: float = 180) -> bytes:
-    """Read stdout until a response for every id in ``want_ids`` arrived."""
+def _read_until(proc: subprocess.Popen[bytes], done: Callable[[bytes], bool], timeout: float = 180) -> bytes:
+    """Read the server's stdout until ``done(everything read so far)``."""
     assert proc.stdout is not None
     data, deadline = b"", time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not done(data):
         ready, _, _ = select.select([proc.stdout], [], [], 0.5)
         if ready:
             chunk = os.read(proc.stdout.fileno(), 65536)
             if not chunk:
                 break
             data += chunk
-            seen = {json.loads(line).get("id") for line in data.splitlines() if line.strip()}
-            if want_ids <= seen:
-                return data
-    raise AssertionError(f"no answer for {want_ids - seen}; got {data!r}")
+    return data
+
+
+def _answered(want_ids: set[int]) -> Callable[[bytes], bool]:
+    """Every id in ``want_ids`` has a newline-delimited JSON-RPC response."""
+    return lambda data: want_ids <= {json.loads(line).get("id") for line in data.splitlines() if line.strip()}
+
+
+def _has_id(n: int) -> Callable[[bytes], bool]:
+    return lambda data: f'"id": {n}'.encode() in data or f'"id":{n}'.encode() in data
 
 
 def test_mcp_survives_malformed_input_and_stdout_is_protocol_only(indexed_repo: Any, smol_path: Path) -> None:
@@ -112,7 +118,8 @@ def test_mcp_survives_malformed_input_and_stdout_is_protocol_only(indexed_repo: 
     send(b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"ask","arguments":'
          b'{"question":"how many times do we retry an upload?"}}}')  # loads llama.cpp: C-level logs
     send(b'{"jsonrpc":"2.0","id":6,"method":"tools/list"}')
-    out = _read_lines(proc, {1, 4, 5, 6})
+    out = _read_until(proc, _answered({1, 4, 5, 6}))
+    assert _answered({1, 4, 5, 6})(out), out
     proc.stdin.close()
     proc.wait(timeout=60)
     messages = [json.loads(line) for line in out.splitlines() if line.strip()]  # every byte parses
@@ -261,19 +268,6 @@ def _frames(data: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def _read_until(proc: subprocess.Popen[bytes], marker: bytes, timeout: float = 180) -> bytes:
-    assert proc.stdout is not None
-    data, deadline = b"", time.monotonic() + timeout
-    while time.monotonic() < deadline and marker not in data and marker.replace(b" ", b"") not in data:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if ready:
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            data += chunk
-    return data
-
-
 def test_lsp_survives_malformed_frames_and_stdout_is_protocol_only(indexed_repo: Any, default_llm_path: Path
                                                                    ) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "localpilot", "lsp", "--llm", str(default_llm_path)],
@@ -301,10 +295,10 @@ def test_lsp_survives_malformed_frames_and_stdout_is_protocol_only(indexed_repo:
     for m in msgs:
         proc.stdin.write(m)
         proc.stdin.flush()
-    data = _read_until(proc, b'"id": 5')
+    data = _read_until(proc, _has_id(5))
     proc.stdin.write(_frame(b'{"jsonrpc":"2.0","id":6,"method":"shutdown"}'))
     proc.stdin.flush()
-    data += _read_until(proc, b'"id": 6')
+    data += _read_until(proc, _has_id(6))
     proc.stdin.write(_frame(b'{"jsonrpc":"2.0","method":"exit"}'))
     proc.stdin.close()
     proc.wait(timeout=30)

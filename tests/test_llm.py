@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import UPLOADER as SHARED_UPLOADER
+from conftest import loopback_server
 
 from localpilot.errors import ModelCorrupt, ModelNotFound
 from localpilot.experts import chat_template
@@ -156,33 +156,13 @@ def test_ask_errors_are_one_clear_line(qa_repo: Any, tmp_path: Path) -> None:
     assert missing.returncode == 3 and "models pull deepseek-coder-1.3b" in missing.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def llm_server(smol_path: Path, tmp_path: Path) -> Iterator[str]:
     """llama-cpp-python's own OpenAI-compatible server on loopback, serving SmolLM2."""
-    port = _free_port()
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(smol_path), "--host",
-                             "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--model_alias", SMOL],
-                            stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "server.log").read_text()
-                time.sleep(0.3)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with loopback_server([sys.executable, "-m", "llama_cpp.server", "--model", str(smol_path), "--host",
+                          "127.0.0.1", "--port", "{port}", "--n_ctx", "2048", "--model_alias", SMOL],
+                         tmp_path / "server.log") as url:
+        yield url
 
 
 def test_ask_through_an_openai_compatible_server(qa_repo: Any, llm_server: str) -> None:
