@@ -70,7 +70,7 @@ class Retriever:
                      if explain else None) for i in order]
 
     def vector(self, query: str) -> Ranked:
-        return self.store.query(self.embedder.embed([query])[0], self.config.depth)
+        return self.store.query(self.embedder.embed_query(query), self.config.depth)
 
     def rerank(self, query: str, rows: Sequence[ChunkRow]) -> list[float] | None:
         if self.reranker is None or not rows:

@@ -88,7 +88,7 @@ class Router:
         if self._examples is None:
             table = examples()
             self._examples = {k: np.asarray(self.embedder.embed(v)) for k, v in table.items()}
-        query = np.asarray(self.embedder.embed([request]))[0]
+        query = np.asarray(self.embedder.embed_query(request))
         sims = {k: float(np.sort(m @ query)[-3:].mean()) for k, m in self._examples.items()}
         if sims["search"] > sims["question"]:
             return Route("search", f"closest to search requests ({sims['search']:.2f} vs {sims['question']:.2f})")

@@ -59,3 +59,28 @@ def test_unavailable_hub_reranker_is_a_clear_error() -> None:
     assert reranker is not None
     with pytest.raises(ModelNotFound, match="could not load model"):
         reranker.score("q", ["text"])
+
+
+def test_query_time_inference_runs_on_fewer_threads_and_restores(tiny: Reranker, monkeypatch) -> None:
+    """Reranking a query uses `threads` torch threads in the calling thread (OpenMP threads of two busy processes
+    wait on each other at barriers), and leaves the process's thread count as it was for indexing."""
+    import torch
+
+    assert isinstance(tiny, CrossEncoderReranker)
+    seen: list[int] = []
+    original = tiny.model.predict
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tiny.model, "predict", spy)
+    monkeypatch.setattr(tiny, "threads", 1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        scores = tiny.score("parse a date", ["def parse_date(s):\n    return s", "def add(a, b):\n    return a + b"])
+        assert seen == [1] and len(scores) == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from localpilot.errors import ConfigError, ModelNotFound
@@ -64,3 +66,28 @@ def resolve_precision(precision: str, device: str) -> str:
     fast = getattr(cpu, "_is_amx_tile_supported", lambda: False)() or getattr(
         cpu, "_is_avx512_bf16_supported", lambda: False)()
     return "bf16" if fast else "fp32"
+
+
+def half_the_cores() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block's torch ops on ``n`` intra-op threads in the calling thread, then restore.
+
+    Query-time work (one query embedding, 20 rerank pairs) uses half the cores: OpenMP threads wait at barriers
+    for each other, so a 2-thread search next to another busy localpilot process (an indexer, a second front-end)
+    went from 130 to 716 ms p50 on 2 cores, against 205 → 243 ms with 1 thread (bench/live.py has the numbers).
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if n <= 0 or n == before:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

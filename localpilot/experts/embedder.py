@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from localpilot.experts._lazy import LazyModel, pick_device, prepare_offline, resolve_precision
+from localpilot.experts._lazy import (
+    LazyModel,
+    half_the_cores,
+    pick_device,
+    prepare_offline,
+    resolve_precision,
+    torch_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +40,22 @@ class Embedder(ABC):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text as the model counts them, without special tokens."""
 
+    def embed_query(self, text: str) -> np.ndarray:
+        """One search query's vector (interactive: may use fewer threads than indexing)."""
+        return self.embed([text])[0]
+
 
 class SentenceTransformerEmbedder(LazyModel, Embedder):
     """A local sentence-transformers model directory, loaded on first use."""
 
     def __init__(self, model_dir: str, name: str, device: str = "auto", batch_size: int = 32,
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", query_threads: int = 0) -> None:
         self.model_dir = model_dir
         self.name = name
         self.device = device
         self.batch_size = batch_size
         self.precision = precision  # auto | fp32 | bf16 (resolved at load)
+        self.query_threads = query_threads or half_the_cores()
 
     def _load(self) -> Any:
         prepare_offline()
@@ -74,6 +86,11 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
         vectors = vectors.float().cpu().numpy()  # normalise in fp32 whatever the compute precision
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        model = self.model
+        with torch_threads(self.query_threads if model.device.type == "cpu" else 0):
+            return self.embed([text])[0]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

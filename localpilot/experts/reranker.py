@@ -8,7 +8,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
-from localpilot.experts._lazy import LazyModel, pick_device, prepare_offline, resolve_precision
+from localpilot.experts._lazy import (
+    LazyModel,
+    half_the_cores,
+    pick_device,
+    prepare_offline,
+    resolve_precision,
+    torch_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +32,10 @@ class CrossEncoderReranker(LazyModel, Reranker):
     """A local (or, when the user allows downloads, Hugging Face) cross-encoder, loaded on first use."""
 
     def __init__(self, model: str, name: str, device: str = "auto", max_length: int = 192,
-                 batch_size: int = 32, precision: str = "auto") -> None:
+                 batch_size: int = 32, precision: str = "auto", threads: int = 0) -> None:
         self.model_ref, self.name, self.device, self.precision = model, name, device, precision
         self.max_length, self.batch_size = max_length, batch_size
+        self.threads = threads or half_the_cores()  # on CPU; see torch_threads
 
     def _load(self) -> Any:
         prepare_offline()
@@ -43,8 +51,10 @@ class CrossEncoderReranker(LazyModel, Reranker):
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
-        scores = self.model.predict([(query, t) for t in texts], batch_size=self.batch_size,
-                                    show_progress_bar=False, convert_to_tensor=True)
+        model = self.model
+        with torch_threads(self.threads if model.device.type == "cpu" else 0):
+            scores = model.predict([(query, t) for t in texts], batch_size=self.batch_size,
+                                   show_progress_bar=False, convert_to_tensor=True)
         return [float(s) for s in scores.float().cpu()]
 
 
