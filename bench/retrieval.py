@@ -8,7 +8,8 @@ combined git repo (see ``_corpus.py``). Systems, in one run:
   ``localpilot (chunk in fn)`` is the strict variant: the result's lines lie inside the function.
 * ``bm25``: bm25s over one document per function (its stripped source), identifiers split on
   snake_case/camelCase and lowercased, the query tokenized the same way.
-* ``minilm-raw``: the same MiniLM model, ``encode`` of each function's stripped source (no header), cosine.
+* ``minilm-raw``: all-MiniLM-L6-v2 as published, ``encode`` of each function's stripped source (no header),
+  cosine; and the same with localpilot's own embedder (``code-minilm``, fine-tuned from it).
 
 Usage: .venv/bin/python bench/retrieval.py [--max-queries 300] [--seed 0] [--out results.json]
 """
@@ -119,7 +120,8 @@ def run_localpilot(repo: Path, cache: Path, queries: Sequence[str], k: int,
 
     ranked, latency = search_all()
     out = {"": ranked}
-    info = {"model_load_s": load_s, "index_s": stats.seconds, "chunks": stats.chunks_written,
+    info = {"embedder": a.embedder.name, "model_load_s": load_s, "index_s": stats.seconds,
+            "chunks": stats.chunks_written,
             "chunks_embedded": stats.chunks_embedded, "chunks_truncated": stats.chunks_truncated,
             "files_indexed": stats.files_indexed, **latency, "variants": {}}
     config = getattr(getattr(a, "retriever", None), "config", None)
@@ -134,6 +136,15 @@ def run_localpilot(repo: Path, cache: Path, queries: Sequence[str], k: int,
         a.retriever.config, a.retriever.reranker = config, reranker
     a.close()
     return out, info, model
+
+
+def base_minilm() -> Any:
+    """The baseline: all-MiniLM-L6-v2 as published (not localpilot's fine-tuned embedder)."""
+    from sentence_transformers import SentenceTransformer
+
+    from localpilot.experts.registry import resolve_embedder
+
+    return SentenceTransformer(str(resolve_embedder("minilm").path), device="cpu")
 
 
 def run_bm25(functions: Sequence[Function], queries: Sequence[str], k: int) -> tuple[list[list[Span]], dict]:
@@ -228,8 +239,9 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     log.info("localpilot done")
     ranked_bm, info_bm = run_bm25(functions, queries, args.k)
     log.info("bm25 done")
-    ranked_mini, info_mini = run_minilm(model, functions, queries, args.k, args.batch_size)
+    ranked_mini, info_mini = run_minilm(base_minilm(), functions, queries, args.k, args.batch_size)
     log.info("minilm-raw done")
+    ranked_own, info_own = run_minilm(model, functions, queries, args.k, args.batch_size)
 
     runs: list[tuple[str, list[list[Span]], dict, Callable[[Sequence[Span], Function], int | None]]] = [
         ("localpilot", ranked_lp, info_lp, first_hit),
@@ -239,6 +251,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
           for name in ABLATIONS if name in lp_runs],
         ("bm25", ranked_bm, info_bm, first_hit),
         ("minilm-raw", ranked_mini, info_mini, first_hit),
+        (f"{info_lp['embedder']}-raw (localpilot's embedder)", ranked_own, info_own, first_hit),
     ]
     for name, ranked, info, judge in runs:
         ranks = [judge(r, t) for r, t in zip(ranked, targets, strict=True)]

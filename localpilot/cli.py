@@ -482,6 +482,10 @@ def _set_toml_key(path: Path, key: str, value: str) -> None:
     tmp.replace(path)
 
 
+def _embedder_source(entry: dict[str, Any]) -> str:
+    return f"shipped in models/{entry['dir']}" if "dir" in entry else f"package {entry['package']}"
+
+
 def _models_list(args: argparse.Namespace, settings: Any, table: dict[str, Any]) -> int:
     from localpilot.experts.registry import list_llms
 
@@ -490,12 +494,13 @@ def _models_list(args: argparse.Namespace, settings: Any, table: dict[str, Any])
     llms = [{**{k: str(v) if isinstance(v, Path) else v for k, v in vars(s).items()},
              "default": s.name == llm, "big_default": s.name == big} for s in list_llms(settings.models_dir)]
     if args.json:
-        embedders = [{"name": n, "hf_name": e["hf_name"], "package": e["package"]}
+        embedders = [{"name": n, "hf_name": e.get("hf_name"), "source": _embedder_source(e)}
                      for n, e in table["embedders"].items()]
         print(json.dumps({"llm": llm, "big_llm": big, "llms": llms, "embedders": embedders}, indent=2))
         return 0
     for name, spec in table["embedders"].items():
-        print(f"embedder  {name:22} {spec['hf_name']}  (package {spec['package']})")
+        print(f"embedder  {name:22} {spec.get('hf_name') or spec.get('base', '')}  ({_embedder_source(spec)})"
+              + ("  (default)" if name == getattr(settings, "embedder", None) else ""))
     for m in llms:
         size = f"{m['size'] / 1e6:,.0f} MB" if m["size"] else "size ?"
         marks = "".join([" (default)" if m["default"] else "", " (big)" if m["big_default"] else ""])

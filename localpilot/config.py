@@ -34,7 +34,7 @@ REPO_SAFE_KEYS = frozenset({"max_file_bytes", "exclude", "k", "batch_size", "per
 class Settings:
     """Every knob, with its default."""
 
-    embedder: str = "minilm"  # preset name from models/presets.toml, or a local model directory
+    embedder: str = "code-minilm"  # preset name from models/presets.toml, or a local model directory
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "auto"  # embedding compute precision: auto (bf16 where native) | fp32 | bf16
     max_file_bytes: int = 1_000_000

@@ -94,8 +94,8 @@ def make_repo(tmp_path: Path) -> Callable[..., Repo]:
 
 @pytest.fixture(scope="session")
 def minilm() -> SentenceTransformerEmbedder:
-    """The real default embedder, loaded once for the whole session."""
-    spec = resolve_embedder("minilm")
+    """The real default embedder (code-minilm, fine-tuned from all-MiniLM-L6-v2), loaded once for the session."""
+    spec = resolve_embedder(Settings().embedder)
     embedder = SentenceTransformerEmbedder(str(spec.path), spec.name, device="cpu")
     embedder.model  # noqa: B018 - load now, not inside the first test's timing
     return embedder

