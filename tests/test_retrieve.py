@@ -115,5 +115,6 @@ def test_rerank_blends_with_the_fused_score(make_repo: Callable[..., Repo]) -> N
     reranked = a.search("def alpha_total", k=2, explain=True)
     top = reranked[0].explain or {}
     assert reranked[0].symbol == "alpha_total" and top["rerank"] == 1.0
-    assert reranked[0].score == pytest.approx(1.0 + 0.5 * 1.0, abs=1e-3)
+    blend = a.retriever.config.rerank_blend
+    assert reranked[0].score == pytest.approx(1.0 + blend * 1.0, abs=1e-3)
     a.close()
