@@ -50,7 +50,8 @@ def test_search_with_reranker_explains_its_score(make_repo: Callable[..., Repo],
     hits = a.search("convert a hex color string to an rgb tuple", k=3, explain=True)
     assert hits[0].symbol == "hex_to_rgb"
     info = hits[0].explain or {}
-    assert hits[0].score == pytest.approx(info["rerank"] + 0.5, abs=1e-3), "best fused candidate: rerank + blend"
+    blend = a.retriever.config.rerank_blend
+    assert hits[0].score == pytest.approx(info["rerank"] + blend, abs=1e-3), "best fused candidate: rerank + blend"
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
@@ -62,7 +63,7 @@ def test_unavailable_hub_reranker_is_a_clear_error() -> None:
 
 
 def test_query_time_inference_runs_on_fewer_threads_and_restores(tiny: Reranker, monkeypatch) -> None:
-    """Reranking a query uses `threads` torch threads in the calling thread (OpenMP threads of two busy processes
+    """Reranking a query uses `query_threads` torch threads in the calling thread (OpenMP threads of two busy processes
     wait on each other at barriers), and leaves the process's thread count as it was for indexing."""
     import torch
 
@@ -75,7 +76,7 @@ def test_query_time_inference_runs_on_fewer_threads_and_restores(tiny: Reranker,
         return original(*args, **kwargs)
 
     monkeypatch.setattr(tiny.model, "predict", spy)
-    monkeypatch.setattr(tiny, "threads", 1)
+    monkeypatch.setattr(tiny, "query_threads", 1)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

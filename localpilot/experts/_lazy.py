@@ -78,7 +78,7 @@ def torch_threads(n: int) -> Iterator[None]:
 
     Query-time work (one query embedding, 20 rerank pairs) uses half the cores: OpenMP threads wait at barriers
     for each other, so a 2-thread search next to another busy localpilot process (an indexer, a second front-end)
-    went from 130 to 716 ms p50 on 2 cores, against 205 → 243 ms with 1 thread (bench/live.py has the numbers).
+    went from 130 to 716 ms p50 on 2 cores, against 205 → 243 ms with 1 thread (bench/README.md, live index).
     """
     import torch
 
@@ -91,3 +91,8 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def limit_threads(model: Any, n: int) -> Any:
+    """``torch_threads(n)`` for a model on the CPU; a no-op on a GPU."""
+    return torch_threads(n if model.device.type == "cpu" else 0)

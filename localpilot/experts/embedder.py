@@ -14,10 +14,10 @@ import numpy as np
 from localpilot.experts._lazy import (
     LazyModel,
     half_the_cores,
+    limit_threads,
     pick_device,
     prepare_offline,
     resolve_precision,
-    torch_threads,
 )
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
 
     def embed_query(self, text: str) -> np.ndarray:
         model = self.model
-        with torch_threads(self.query_threads if model.device.type == "cpu" else 0):
+        with limit_threads(model, self.query_threads):
             return self.embed([text])[0]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

@@ -11,10 +11,10 @@ from typing import Any
 from localpilot.experts._lazy import (
     LazyModel,
     half_the_cores,
+    limit_threads,
     pick_device,
     prepare_offline,
     resolve_precision,
-    torch_threads,
 )
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,10 @@ class CrossEncoderReranker(LazyModel, Reranker):
     """A local (or, when the user allows downloads, Hugging Face) cross-encoder, loaded on first use."""
 
     def __init__(self, model: str, name: str, device: str = "auto", max_length: int = 192,
-                 batch_size: int = 32, precision: str = "auto", threads: int = 0) -> None:
+                 batch_size: int = 32, precision: str = "auto", query_threads: int = 0) -> None:
         self.model_ref, self.name, self.device, self.precision = model, name, device, precision
         self.max_length, self.batch_size = max_length, batch_size
-        self.threads = threads or half_the_cores()  # on CPU; see torch_threads
+        self.query_threads = query_threads or half_the_cores()  # on CPU; see torch_threads
 
     def _load(self) -> Any:
         prepare_offline()
@@ -52,7 +52,7 @@ class CrossEncoderReranker(LazyModel, Reranker):
         if not texts:
             return []
         model = self.model
-        with torch_threads(self.threads if model.device.type == "cpu" else 0):
+        with limit_threads(model, self.query_threads):
             scores = model.predict([(query, t) for t in texts], batch_size=self.batch_size,
                                    show_progress_bar=False, convert_to_tensor=True)
         return [float(s) for s in scores.float().cpu()]
