@@ -121,7 +121,8 @@ def train(args: argparse.Namespace, data: dict) -> dict:
     best = curve[0]["dev_mrr10"]
     started, losses = time.time(), []
     for step in range(1, steps + 1):
-        batch = pairs[((step - 1) * args.batch) % len(pairs):][: args.batch]
+        start = (args.offset + (step - 1) * args.batch) % len(pairs)
+        batch = pairs[start:start + args.batch]
         q = encode(model, [b[0] for b in batch], 64, True)
         p = encode(model, [b[1] for b in batch], args.max_length, True)
         sims = q @ p.T * args.scale
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=30.0, help="training time budget")
     ap.add_argument("--steps", type=int, default=0, help="schedule length (0 = one epoch)")
+    ap.add_argument("--offset", type=int, default=0,
+                    help="first pair to train on (continue a run from --base on pairs it has not seen)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--scale", type=float, default=20.0)
