@@ -5,14 +5,16 @@ a recording wrapper that keeps the small model's confidence signal, and fresh-KV
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import os
+import platform
 import shutil
 import statistics
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,3 +232,18 @@ def quantiles(values: Sequence[float]) -> dict[str, float]:
 
 def overlaps(path: str, start: int, end: int, target: Documented) -> bool:
     return path == target.path and start <= target.end_line and end >= target.start_line
+
+
+def finish(report: dict[str, Any], started: float, load_start: Any, show: Callable[[dict[str, Any]], None],
+           out: Path | None) -> int:
+    """Shared tail of answer.py and router.py: machine facts, the printed table, the JSON file."""
+    import llama_cpp
+
+    report.update({"seconds_total": time.perf_counter() - started, "cpus": os.cpu_count(),
+                   "llama_cpp_python": str(llama_cpp.__version__), "loadavg_start": load_start,
+                   "loadavg_end": os.getloadavg(), "python": platform.python_version()})
+    show(report)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0

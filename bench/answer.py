@@ -23,10 +23,8 @@ Usage: .venv/bin/python bench/answer.py [--limit 30] [--rounds 5] [--workdir DIR
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import sys
 import time
 from collections.abc import Sequence
@@ -38,6 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _asking import (
     Recording,
+    finish,
     forget_kv,
     load_llm,
     load_toml,
@@ -281,20 +280,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         report["grounding"] = grounding(b, questions[: args.limit], targets)
         b.close()
     a.close()
-    report.update({"seconds_total": time.perf_counter() - started, "cpus": os.cpu_count(),
-                   "llama_cpp_python": _llama_version(), "loadavg_start": load_start,
-                   "loadavg_end": os.getloadavg(), "python": platform.python_version()})
-    print_report(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-    return 0
-
-
-def _llama_version() -> str:
-    import llama_cpp
-
-    return str(llama_cpp.__version__)
+    return finish(report, started, load_start, print_report, args.out)
 
 
 def print_report(r: dict[str, Any]) -> None:

@@ -18,10 +18,8 @@ Usage: .venv/bin/python bench/router.py [--limit 41] [--answer-tokens 128] [--wo
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import platform
 import random
 import sys
 import time
@@ -31,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _asking import Recording, forget_kv, load_llm, load_toml, measured, quantiles, source_repo
+from _asking import Recording, finish, forget_kv, load_llm, load_toml, measured, quantiles, source_repo
 from _corpus import run_bench
 
 log = logging.getLogger("bench.router")
@@ -152,14 +150,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
             "others_busy_mean": {k: sum(r[k]["others_busy"] for r in rows) / len(rows) for k in ("routed", "big")},
             "rows": rows}
     a.close()
-    report.update({"seconds_total": time.perf_counter() - started, "cpus": os.cpu_count(),
-                   "llama_cpp_python": _llama_version(), "loadavg_start": load_start,
-                   "loadavg_end": os.getloadavg(), "python": platform.python_version()})
-    print_report(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    return finish(report, started, load_start, print_report, args.out)
 
 
 def print_confusion(table: dict[str, dict[str, int]]) -> None:
@@ -167,12 +158,6 @@ def print_confusion(table: dict[str, dict[str, int]]) -> None:
     print(f"  {head:<18}" + "".join(f"{e:>8}" for e in EXPERTS))
     for e in EXPERTS:
         print(f"  {e:<18}" + "".join(f"{table[e][g]:>8}" for g in EXPERTS))
-
-
-def _llama_version() -> str:
-    import llama_cpp
-
-    return str(llama_cpp.__version__)
 
 
 def print_report(r: dict[str, Any]) -> None:

@@ -30,6 +30,10 @@ REPO_SAFE_KEYS = frozenset({"max_file_bytes", "exclude", "k", "batch_size", "per
                             "hook_budget_s", "hook_strict", "hook_write"})  # a team may make its hook strict
 
 
+def half_the_cores() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob, with its default."""
@@ -53,7 +57,7 @@ class Settings:
     gpu_layers: str = "auto"  # auto: every layer that fits on the GPU; a number; 0 for CPU only
     # llama.cpp threads: half the cores, as llama-cpp-python does. ggml threads spin at barriers, so one more
     # busy process (an indexer, a test run) on a 2-core laptop cut 2-thread generation from 28 to 0.4 tok/s.
-    threads: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
+    threads: int = field(default_factory=half_the_cores)
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "localpilot")
     data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "localpilot")
     config_dir: Path = field(default_factory=lambda: _xdg("XDG_CONFIG_HOME", ".config") / "localpilot")

@@ -68,10 +68,6 @@ def resolve_precision(precision: str, device: str) -> str:
     return "bf16" if fast else "fp32"
 
 
-def half_the_cores() -> int:
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
 @contextmanager
 def torch_threads(n: int) -> Iterator[None]:
     """Run the block's torch ops on ``n`` intra-op threads in the calling thread, then restore.

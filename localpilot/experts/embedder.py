@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from localpilot.config import half_the_cores
 from localpilot.experts._lazy import (
     LazyModel,
-    half_the_cores,
     limit_threads,
     pick_device,
     prepare_offline,

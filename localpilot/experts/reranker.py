@@ -8,9 +8,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
+from localpilot.config import half_the_cores
 from localpilot.experts._lazy import (
     LazyModel,
-    half_the_cores,
     limit_threads,
     pick_device,
     prepare_offline,
