@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from conftest import Repo
@@ -11,6 +14,8 @@ from localpilot.errors import ModelNotFound
 from localpilot.experts.registry import load_reranker
 from localpilot.experts.reranker import CrossEncoderReranker, Reranker
 from localpilot.service import Assistant
+
+RERANKER_DIR = Path(__file__).resolve().parents[1] / "models" / "reranker"
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +90,39 @@ def test_query_time_inference_runs_on_fewer_threads_and_restores(tiny: Reranker,
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def _prune_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("prune_vocab", RERANKER_DIR / "prune_vocab.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_reranker_fits_the_size_target() -> None:
+    assert (RERANKER_DIR / "tiny-code-reranker" / "model.safetensors").stat().st_size <= 40 * 1024 * 1024
+
+
+def test_vocabulary_pruning_keeps_scores_on_the_corpus_it_was_pruned_on(tmp_path: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    prune = _prune_module()
+    src, dst = RERANKER_DIR / "tiny-code-reranker", tmp_path / "pruned"
+    full = CrossEncoder(str(src), max_length=128)
+    corpus = ["Convert a hex color string to an RGB tuple.", "Look up a user by their email address.",
+              "def hex_to_rgb(value):\n    return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))",
+              "def find_by_email(self, email):\n    return self.db.get(email=email)"]
+    vocab = full.tokenizer.convert_ids_to_tokens(list(range(len(full.tokenizer))))
+    counts = prune.count_tokens(full.tokenizer, corpus, len(vocab))
+    keep = prune.kept_ids(vocab, counts, 1, set(full.tokenizer.all_special_ids))
+    stats = prune.write_model(src, dst, keep, vocab)
+    assert stats["vocab_after"] == len(keep) < stats["vocab_before"] / 5, "corpus tokens + characters + specials"
+
+    small = CrossEncoder(str(dst), max_length=128)
+    pairs = [(q, p) for q in corpus[:2] for p in corpus[2:]]
+    assert small.predict(pairs) == pytest.approx(full.predict(pairs), abs=1e-5)
+    assert all(small.tokenizer.tokenize(t) == full.tokenizer.tokenize(t) for t in corpus)
+    unseen = "Größe naïve 日本 zebra"
+    assert "[UNK]" not in small.tokenizer.tokenize(unseen), "unseen words fall back to kept characters"
+    assert len(small.tokenizer.tokenize(unseen)) > len(full.tokenizer.tokenize(unseen))

