@@ -7,7 +7,8 @@ never the evaluation packages requests/attr/attrs/flask; query = first docstring
 "relpath qualname\\ncode-without-docstring"; dev files held out). Built once and cached there.
 
 Training: in-batch negatives (MultipleNegativesRankingLoss written out: cross-entropy over the batch's cosine
-similarities x 20, both directions), AdamW, linear warmup/decay, bf16 autocast on a CPU that has it (AMX),
+similarities x 20, both directions; with --hard N and --mined data, N of the miner's top-20 passages per query
+join the batch as extra negatives), AdamW, linear warmup/decay, bf16 autocast on a CPU that has it (AMX),
 a time budget. Dev MRR@10 (each dev query against the whole dev pool) at step 0 and every --eval-every steps;
 the best checkpoint is saved as a sentence-transformers directory with float16 weights (config dtype float32).
 
@@ -47,6 +48,8 @@ def reranker_stage1() -> object:
 
 
 def load_data(args: argparse.Namespace) -> dict:
+    if args.mined:
+        return json.loads(gzip.decompress(Path(args.mined).read_bytes()))
     rt = reranker_stage1()
     key = f"seed{args.seed}-cap{args.mine_cap}-share{args.pkg_share}-dev{args.dev_queries}-{args.dev_pool}"
     built = Path(args.cache) / f"data-{key}.built.json.gz"
@@ -101,6 +104,19 @@ def save(model, out: Path, meta: dict) -> None:
     (out / "training_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def hard_negatives(data: dict, batch: list[int], args: argparse.Namespace, rng: random.Random) -> list[str]:
+    """--hard passages per query from the miner's top 20 (ranks --hard-from.., never the positive or a passage
+    whose query is the same), or none when the data is not mined."""
+    if not args.hard or "train_top" not in data:
+        return []
+    pool, out = data["train_pool"], []
+    for i in batch:
+        query = pool[i]["query"].lower()
+        cands = [j for j in data["train_top"][i][args.hard_from:] if j != i and pool[j]["query"].lower() != query]
+        out.extend(pool[j]["passage"] for j in rng.sample(cands, min(args.hard, len(cands))))
+    return out
+
+
 def train(args: argparse.Namespace, data: dict) -> dict:
     from sentence_transformers import SentenceTransformer
 
@@ -108,7 +124,8 @@ def train(args: argparse.Namespace, data: dict) -> dict:
     rng = random.Random(args.seed)
     model = SentenceTransformer(args.base, device="cpu")
     model.train()
-    pairs = [(f["query"], f["passage"]) for f in data["train_pool"] if f["query"]]
+    pool = data["train_pool"]
+    pairs = [i for i, f in enumerate(pool) if f["query"]]
     rng.shuffle(pairs)
     steps = args.steps or len(pairs) // args.batch
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -123,11 +140,13 @@ def train(args: argparse.Namespace, data: dict) -> dict:
     for step in range(1, steps + 1):
         start = (args.offset + (step - 1) * args.batch) % len(pairs)
         batch = pairs[start:start + args.batch]
-        q = encode(model, [b[0] for b in batch], 64, True)
-        p = encode(model, [b[1] for b in batch], args.max_length, True)
-        sims = q @ p.T * args.scale
+        passages = [pool[i]["passage"] for i in batch] + hard_negatives(data, batch, args, rng)
+        q = encode(model, [pool[i]["query"] for i in batch], 64, True)
+        p = encode(model, passages, args.max_length, True)
+        sims = q @ p.T * args.scale  # each query against every passage of the batch, its hard negatives included
         labels = torch.arange(len(batch))
-        loss = (torch.nn.functional.cross_entropy(sims, labels) + torch.nn.functional.cross_entropy(sims.T, labels)) / 2
+        loss = (torch.nn.functional.cross_entropy(sims, labels)
+                + torch.nn.functional.cross_entropy(sims[:, :len(batch)].T, labels)) / 2
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -164,6 +183,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--offset", type=int, default=0,
                     help="first pair to train on (continue a run from --base on pairs it has not seen)")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--hard", type=int, default=0, help="hard negatives per query (needs --mined data)")
+    ap.add_argument("--hard-from", type=int, default=3, help="skip the miner's first ranks (likely positives)")
+    ap.add_argument("--mined", default=None, help="data mined by train.py --miner (json.gz with train_top)")
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--scale", type=float, default=20.0)
     ap.add_argument("--max-length", type=int, default=160)
