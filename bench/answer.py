@@ -135,7 +135,7 @@ def speed(a: Any, gen: Any, questions: Sequence[str], max_tokens: int) -> dict[s
     forget_kv(gen)
     run_raw(llm, gen.render([{"role": "user", "content": "Say hi."}]), 8)  # warm-up
     for i, q in enumerate(questions):
-        hits = a.retriever.search(q, CONTEXT_HITS)
+        hits = a.retriever.search(q, CONTEXT_HITS).hits
         prompt = build_prompt(q, hits, Conversation(), gen, Budget(gen.n_ctx, max_tokens, a.settings.context_tokens))
         rendered = gen.render(prompt.messages)
         if llm.tokenize(rendered.encode("utf-8"), special=True) != gen.encode(prompt.messages):

@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         route = router.decide(r["text"])
         ms = (time.perf_counter() - t) * 1000
         # the post-retrieval signal: tokens of the hits scoring within context_share of the best one
-        relevant = relevant_tokens(a.retriever.search(r["text"], CONTEXT_HITS), small, router.config.context_share)
+        relevant = relevant_tokens(a.retriever.search(r["text"], CONTEXT_HITS).hits, small, router.config.context_share)
         decided.append({"text": r["text"], "expected": r["route"], "route": route.expert, "reason": route.reason,
                         "ms": ms, "relevant_tokens": relevant})
     report: dict[str, Any] = {

@@ -48,8 +48,9 @@ def answer_request(a: Backend, question: str, conversation: Conversation, expert
     started = time.perf_counter()
     route = a.router.decide(question, expert)
     yield AskEvent("route", f"{route.expert}: {route.reason}")
-    hits = a.retriever.search(question, CONTEXT_HITS)
-    timings = {k: round(v, 1) for k, v in a.retriever.timings.items()}
+    found = a.retriever.search(question, CONTEXT_HITS)
+    hits = found.hits
+    timings = {k: round(v, 1) for k, v in found.timings.items()}
     yield AskEvent("hits", hits=hits)
     if route.expert == "search":
         answer = Answer(question, search_answer_text(hits), "search", route.reason, "", hits=hits, timings=timings)

@@ -13,12 +13,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from localpilot.experts.llm import Generator
+from localpilot.index.secrets import redact
 from localpilot.types import Hit
 
 HASH_COMMENT = {"python", "ruby", "bash", "toml", "yaml", "r", "perl", "make", "dockerfile"}
 MAX_LINES = 8
 CONTEXT_SNIPPETS = 2
 CONTEXT_LINES = 30
+#: Most of the buffer a completion reads: more than a 4k-token model context holds, cut on line boundaries.
+WINDOW_BEFORE_CHARS = 24_000
+WINDOW_AFTER_CHARS = 8_000
 
 
 @dataclass
@@ -44,6 +48,23 @@ def context_header(hits: Sequence[Hit], language: str) -> str:
     return "\n".join(blocks) + "\n\n" if blocks else ""
 
 
+def window(prefix: str, suffix: str, path: str) -> tuple[str, str]:
+    """The part of the buffer around the cursor a completion may read, with secrets cut out of it (whole
+    lines only, so a secret is never split at the window's edge)."""
+    if len(prefix) > WINDOW_BEFORE_CHARS:
+        cut = prefix[-WINDOW_BEFORE_CHARS:]
+        prefix = cut[cut.find("\n") + 1 :] if "\n" in cut else ""
+    if len(suffix) > WINDOW_AFTER_CHARS:
+        cut = suffix[:WINDOW_AFTER_CHARS]
+        suffix = cut[: cut.rfind("\n")] if "\n" in cut else ""
+    head, _, current = prefix.rpartition("\n")
+    rest, newline, tail = suffix.partition("\n")
+    line, _ = redact(current + "\0" + rest, path)  # the cursor's line is scanned whole
+    current, _, rest = line.partition("\0")
+    head = redact(head, path)[0] + "\n" if prefix.count("\n") else ""
+    return head + current, rest + newline + redact(tail, path)[0]
+
+
 def trim(text: str) -> str:
     """A completion ends at a blank line after code, or after a few lines."""
     lines = text.split("\n")
@@ -63,16 +84,15 @@ class Completer:
         self.generator, self.search, self.max_tokens = generator, search, max_tokens
         self.cache: OrderedDict[str, Completion] = OrderedDict()
         self.cache_size = cache_size
-
+        self._cache_lock = threading.Lock()  # the LRU is shared by every editor thread
     def complete(self, path: str, language: str, prefix: str, suffix: str,
                  cancel: threading.Event | None = None) -> Completion:
         started = time.perf_counter()
+        prefix, suffix = window(prefix, suffix, path)
         hits = self._context(path, prefix)
         head = context_header(hits, language)
         key = hashlib.sha256(f"{path}\0{head}\0{prefix[-4000:]}\0{suffix[:1000]}".encode()).hexdigest()
-        if key in self.cache:
-            self.cache.move_to_end(key)
-            hit = self.cache[key]
+        if (hit := self._cached(key)) is not None:
             return Completion(hit.text, True, (time.perf_counter() - started) * 1000, hit.context)
         text = ""
         for token in self.generator().infill(head + prefix, suffix, self.max_tokens, cancel):
@@ -82,10 +102,21 @@ class Completer:
         result = Completion(trim(text), False, (time.perf_counter() - started) * 1000,
                             [f"{h.path}:{h.start_line}-{h.end_line}" for h in hits])
         if cancel is None or not cancel.is_set():
+            self._remember(key, result)
+        return result
+
+    def _cached(self, key: str) -> Completion | None:
+        with self._cache_lock:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.cache.move_to_end(key)
+            return hit
+
+    def _remember(self, key: str, result: Completion) -> None:
+        with self._cache_lock:
             self.cache[key] = result
             while len(self.cache) > self.cache_size:
                 self.cache.popitem(last=False)
-        return result
 
     def _context(self, path: str, prefix: str) -> list[Hit]:
         recent = [line.strip() for line in prefix.splitlines()[-6:] if line.strip()]

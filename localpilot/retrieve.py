@@ -4,13 +4,15 @@ reciprocal rank), capped per file, then optionally reranked by a cross-encoder b
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from localpilot.experts.embedder import Embedder
 from localpilot.experts.reranker import Reranker
-from localpilot.index.state import ChunkRow, IndexState
+from localpilot.index.state import ChunkRow, IndexState, SymbolRows
 from localpilot.store import Store
 from localpilot.text import query_terms, split_identifier
 from localpilot.types import Hit
@@ -43,18 +45,28 @@ def clean_query(query: str) -> str:
     return " ".join(query.split())[:MAX_QUERY_CHARS]
 
 
+@dataclass(frozen=True)
+class SearchResult:
+    """One search's hits, best first, and what it cost (``retrieve_ms``, ``rerank_ms``)."""
+
+    hits: list[Hit]
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
 class Retriever:
+    """Stateless per call: every search returns its own result; the only shared state is the symbol index's
+    immutable snapshot, swapped whole when the index changes."""
+
     def __init__(self, embedder: Embedder, store: Store, state: IndexState, reranker: Reranker | None = None,
                  config: RetrievalConfig | None = None) -> None:
         self.embedder, self.store, self.state, self.reranker = embedder, store, state, reranker
         self.config = config or RetrievalConfig()
         self._symbols = SymbolIndex()
-        self.timings: dict[str, float] = {}
 
-    def search(self, query: str, k: int = 10, explain: bool = False) -> list[Hit]:
+    def search(self, query: str, k: int = 10, explain: bool = False) -> SearchResult:
         query = clean_query(query)
         if not query or k <= 0:
-            return []
+            return SearchResult([])
         started = time.perf_counter()
         terms = query_terms(query)[:MAX_QUERY_TERMS]
         channels = {"vector": self.vector(query), "lexical": self.state.lexical(terms, self.config.depth),
@@ -63,16 +75,20 @@ class Retriever:
         rows = self.state.chunk_rows([cid for cid, _ in fused])
         candidates = cap_per_file([(cid, s) for cid, s in fused if cid in rows], rows, self.config.per_file)
         candidates = candidates[: max(k, self.config.rerank_top if self.reranker else k)]
-        self.timings = {"retrieve_ms": (time.perf_counter() - started) * 1000}
+        timings = {"retrieve_ms": (time.perf_counter() - started) * 1000}
+        started = time.perf_counter()
         rerank = self.rerank(query, [rows[cid] for cid, _ in candidates])
+        if rerank is not None:
+            timings["rerank_ms"] = (time.perf_counter() - started) * 1000
         final = [s for _, s in candidates]
         if rerank is not None:
             best = max(final) or 1.0
             final = [r + self.config.rerank_blend * s / best for r, s in zip(rerank, final, strict=True)]
         order = sorted(range(len(candidates)), key=lambda i: -final[i])[:k]
-        return [_hit(rows[candidates[i][0]], final[i],
+        hits = [_hit(rows[candidates[i][0]], final[i],
                      _explain(candidates[i][0], channels, candidates[i][1], rerank[i] if rerank else None)
                      if explain else None) for i in order]
+        return SearchResult(hits, MappingProxyType(timings))
 
     def vector(self, query: str) -> Ranked:
         return self.store.query(self.embedder.embed_query(query), self.config.depth)
@@ -80,10 +96,7 @@ class Retriever:
     def rerank(self, query: str, rows: Sequence[ChunkRow]) -> list[float] | None:
         if self.reranker is None or not rows:
             return None
-        started = time.perf_counter()
-        scores = self.reranker.score(query, [rerank_text(r) for r in rows])
-        self.timings["rerank_ms"] = (time.perf_counter() - started) * 1000
-        return [float(s) for s in scores]
+        return [float(s) for s in self.reranker.score(query, [rerank_text(r) for r in rows])]
 
 
 def rerank_text(row: ChunkRow) -> str:
@@ -124,52 +137,74 @@ def cap_per_file(ranked: Ranked, rows: dict[str, ChunkRow], per_file: int) -> Ra
     return out
 
 
+@dataclass(frozen=True)
+class SymbolSnapshot:
+    """The symbol channel's vocabulary for one index generation. Never changed after it is built."""
+
+    generation: int
+    ids: tuple[str, ...]
+    words: tuple[str, ...]
+    postings: Mapping[str, tuple[tuple[int, float], ...]]  # word -> (row in ids, weight)
+
+    @classmethod
+    def build(cls, symbols: SymbolRows) -> SymbolSnapshot:
+        postings: dict[str, list[tuple[int, float]]] = {}
+        for row, (_, symbol, path) in enumerate(symbols.rows):
+            stem = re.sub(r"\.[^./]+$", "", path.rsplit("/", 1)[-1])
+            words = {w: SymbolIndex.PATH_WEIGHT for w in split_identifier(stem)}
+            words.update({w: 1.0 for w in _symbol_words(symbol)})
+            for w, weight in words.items():
+                postings.setdefault(w, []).append((row, weight))
+        frozen = {w: tuple(p) for w, p in postings.items()}
+        return cls(symbols.generation, tuple(cid for cid, _, _ in symbols.rows), tuple(frozen),
+                   MappingProxyType(frozen))
+
+
 class SymbolIndex:
-    """Fuzzy match of query terms against the words of qualified symbol names and file names."""
+    """Fuzzy match of query terms against the words of qualified symbol names and file names.
+
+    Searches read one immutable ``SymbolSnapshot``; when the index generation moves on, one thread builds the
+    next snapshot and swaps it in with a single assignment, so a search never sees a half-built vocabulary.
+    """
 
     PATH_WEIGHT = 0.5
     CUTOFF = 80
 
     def __init__(self) -> None:
-        self._key: tuple[int, int, object] | None = None
-        self._ids: list[str] = []
-        self._vocab: dict[str, list[tuple[int, float]]] = {}
+        self._snapshot: SymbolSnapshot | None = None
+        self._building = threading.Lock()
 
-    def _refresh(self, state: IndexState) -> None:
-        key = (state.chunk_count(), state.max_chunk_rowid(), state.meta().get("last_indexed"))
-        if key == self._key:
-            return
-        self._ids, self._vocab = [], {}
-        for row, (cid, symbol, path) in enumerate(state.symbols()):
-            self._ids.append(cid)
-            stem = re.sub(r"\.[^./]+$", "", path.rsplit("/", 1)[-1])
-            words = {w: self.PATH_WEIGHT for w in split_identifier(stem)}
-            words.update({w: 1.0 for w in _symbol_words(symbol)})
-            for w, weight in words.items():
-                self._vocab.setdefault(w, []).append((row, weight))
-        self._key = key
+    def snapshot(self, state: IndexState) -> SymbolSnapshot:
+        current = self._snapshot
+        generation = state.generation()
+        if current is not None and current.generation == generation:
+            return current
+        with self._building:  # one builder; the others wait for its snapshot instead of building their own
+            current = self._snapshot
+            if current is None or current.generation != state.generation():
+                current = self._snapshot = SymbolSnapshot.build(state.symbols())
+            return current
 
     def search(self, state: IndexState, terms: Sequence[str], n: int) -> Ranked:
         if not terms:
             return []
         from rapidfuzz import fuzz, process
 
-        self._refresh(state)
-        words = list(self._vocab)
-        if not words:
+        snap = self.snapshot(state)
+        if not snap.words:
             return []
-        sims = process.cdist(list(terms), words, scorer=fuzz.ratio, score_cutoff=self.CUTOFF, workers=1)
+        sims = process.cdist(list(terms), snap.words, scorer=fuzz.ratio, score_cutoff=self.CUTOFF, workers=1)
         totals: dict[int, float] = {}
         for t in range(len(terms)):
             best: dict[int, float] = {}
             for w in sims[t].nonzero()[0]:
                 sim = float(sims[t][w]) / 100.0
-                for row, weight in self._vocab[words[w]]:
+                for row, weight in snap.postings[snap.words[w]]:
                     best[row] = max(best.get(row, 0.0), sim * weight)
             for row, s in best.items():
                 totals[row] = totals.get(row, 0.0) + s
         ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:n]
-        return [(self._ids[row], score) for row, score in ranked]
+        return [(snap.ids[row], score) for row, score in ranked]
 
 
 def _symbol_words(symbol: str) -> list[str]:

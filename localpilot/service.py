@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +30,7 @@ if TYPE_CHECKING:
     from localpilot.suggest.report import Suggestion, TestReport
 
 log = logging.getLogger(__name__)
+BUFFER_WAIT_S = 10.0  # an editor's buffer waits this long for a running index run of this process
 
 
 class Assistant:
@@ -116,7 +115,7 @@ class Assistant:
     def search(self, query: str, k: int | None = None, explain: bool = False) -> list[Hit]:
         """Ranked hits for a natural-language or code query; [] for an empty one."""
         self._require_index()
-        return self.retriever.search(query, k or self.settings.k, explain=explain)
+        return self.retriever.search(query, k or self.settings.k, explain=explain).hits
 
     def _require_index(self) -> None:
         if "last_indexed" not in self.state.meta():
@@ -174,6 +173,23 @@ class Assistant:
 
         return self.completer.complete(path, detect_language(path), prefix, suffix, cancel)
 
+    def snippet(self, path: str, start: int = 1, end: int = 0, max_lines: int = 400) -> dict[str, Any]:
+        """Lines ``start``..``end`` (1-based, inclusive; ``end`` 0: start+100) of a file of the repository as
+        read from disk now, secrets cut out. Raises LocalpilotError for a path outside the repository."""
+        from localpilot.index.secrets import redact
+        from localpilot.paths import inside
+
+        full = inside(self.root, path)
+        if full is None:
+            raise LocalpilotError(f"{path!r} is outside the repository")
+        if not full.is_file():
+            raise LocalpilotError(f"{path!r} is not a file in the repository")
+        rel = full.relative_to(self.root.resolve()).as_posix()
+        lines = redact(full.read_text(encoding="utf-8", errors="replace"), rel)[0].splitlines()
+        start = max(1, int(start))
+        end = min(len(lines), int(end) if end and int(end) >= start else start + 100, start + max_lines)
+        return {"path": rel, "start_line": start, "end_line": end, "text": "\n".join(lines[start - 1 : end])}
+
     def symbol_info(self, name: str, limit: int = 8) -> dict[str, list[dict[str, Any]]]:
         """Where ``name`` is defined and used, from the index alone (no model)."""
         self._require_index()
@@ -185,7 +201,7 @@ class Assistant:
         from localpilot.index.indexer import Indexer
 
         try:
-            with self._write_lock():
+            with self._write_lock(wait=BUFFER_WAIT_S):
                 Indexer(self.root, self.settings, self.embedder, self.store, self.state).index_text(path, text)
         except IndexBusy:
             return False
@@ -221,9 +237,10 @@ class Assistant:
     def use_llm(self, name: str, which: str = "small") -> None:
         """Switch the small (or big) model for the next request; the old one is unloaded."""
         field_name = "llm" if which == "small" else "big_llm"
-        self.settings = replace(self.settings, **{field_name: name})
-        self._generators.pop(which, None)
-        self._router = None
+        with self._lazy:
+            self.settings = replace(self.settings, **{field_name: name})
+            self._generators.pop(which, None)
+            self._router = None
 
     @property
     def router(self) -> Router:
@@ -308,6 +325,7 @@ class Assistant:
             "chunks": sum(r.chunks for r in indexed),
             "languages": dict(sorted(languages.items(), key=lambda kv: -kv[1])),
             "skipped": {r.path: r.reason for r in files.values() if r.status == "skipped"},
+            "redactions": {r.path: r.redactions for r in indexed if r.redactions},
             "embedder": self.embedder.name,
             "index_dir": str(self.index_dir),
             "index_bytes": _tree_size(self.index_dir),
@@ -316,30 +334,16 @@ class Assistant:
         }
 
     def close(self) -> None:
-        if self._state is not None:
-            self._state.close()
-            self._state = None
+        with self._lazy:
+            if self._state is not None:
+                self._state.close()
+                self._state = None
+                self._retriever = None
 
-    @contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        """One writer per index: a second indexer fails fast instead of corrupting the store."""
-        self.index_dir.mkdir(parents=True, exist_ok=True)
-        with (self.index_dir / "write.lock").open("a+") as fh:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as exc:
-                fh.seek(0)
-                holder = fh.read().strip() or "another process"
-                raise IndexBusy(f"the index of {self.root} is being written by pid {holder}; "
-                                "wait for it to finish or stop it") from exc
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(os.getpid()))
-            fh.flush()
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+    def _write_lock(self, wait: float | None = None) -> AbstractContextManager[None]:
+        from localpilot.index.writelock import write_lock
+
+        return write_lock(self.index_dir, self.root, wait)
 
 
 def _tree_size(path: Path) -> int:

@@ -52,3 +52,20 @@ def test_repo_config_cannot_disable_search(tmp_path: Path) -> None:
     (tmp_path / ".localpilot.toml").write_text("per_file = 0\n")
     with pytest.raises(ConfigError, match="positive"):
         load_settings(tmp_path)
+
+
+def test_zero_is_a_valid_hook_budget_and_errors_name_key_file_and_values(tmp_path: Path) -> None:
+    (tmp_path / ".localpilot.toml").write_text("hook_budget_s = 0\n")
+    assert load_settings(tmp_path).hook_budget_s == 0
+    (tmp_path / ".localpilot.toml").write_text('k = "many"\n')
+    with pytest.raises(ConfigError, match=r"'k' \(from .*\.localpilot\.toml\).*positive integer"):
+        load_settings(tmp_path)
+    with pytest.raises(ConfigError, match="LOCALPILOT_DEVICE.*one of auto, cpu, cuda"):
+        import os
+
+        os.environ["LOCALPILOT_DEVICE"] = "tpu"
+        try:
+            load_settings()
+        finally:
+            del os.environ["LOCALPILOT_DEVICE"]
+    assert load_settings(exclude="vendor/, *.min.js").exclude == ("vendor/", "*.min.js")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from localpilot.index import filters
+from localpilot.index.secrets import redact
 
 PRIVATE_KEY = ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo\nabcDEF==\n"
                "-----END RSA PRIVATE KEY-----")
@@ -56,15 +57,35 @@ def test_redaction_keeps_line_numbers_and_removes_keys() -> None:
         "slack = 'xoxb-123456789012-abcdefghij'\n"
         "last\n"
     )
-    out, n = filters.redact_secrets(text)
-    assert n == 5
+    out, n = redact(text, "settings.py")
+    assert n >= 5
     assert out.count("\n") == text.count("\n")
     assert out.splitlines()[-1] == "last"
     for secret in ("MIIEowIBAAKCAQEAu1SU1", "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI", "ghp_abcdef", "xoxb-1234"):
         assert secret not in out
-    assert "aws_secret_access_key = [REDACTED:aws-secret]" in out
+    assert "aws_secret_access_key = [REDACTED:" in out
 
 
 def test_redaction_leaves_ordinary_code_alone() -> None:
     code = "def get_key(name):\n    return KEYS[name]  # see AKIA docs\n"
-    assert filters.redact_secrets(code) == (code, 0)
+    assert redact(code, "keys.py") == (code, 0)
+
+
+@pytest.mark.parametrize(("path", "patterns", "excluded"), [
+    ("vendor/lib/x.py", ("/vendor",), True),  # anchored: the top-level directory
+    ("src/vendor/x.py", ("/vendor",), False),  # ... only
+    ("src/vendor/x.py", ("vendor/",), True),  # unanchored directory: at any depth
+    ("build", ("build/",), False),  # directory-only: a file named build stays
+    ("build/out.py", ("build/",), True),
+    ("gen/a.py", ("*.py", "!gen/a.py"), False),  # negated: last match wins
+    ("gen/b.py", ("*.py", "!gen/a.py"), True),
+    ("keep.py", ("*.py", "!keep.py"), False),
+    ("a/b/c/schema_pb2.py", ("**/*_pb2.py",), True),  # ** at any depth
+    ("docs/api/x/index.md", ("docs/**/index.md",), True),
+    ("docs/index.md", ("docs/**/index.md",), True),
+    ("tests/test_x.py", ("tests/",), True),
+    ("a/fixtures.json", ("*.json",), True),
+    ("a/fixtures.json", ("# a comment", ""), False),
+])
+def test_excludes_follow_gitignore_semantics(path: str, patterns: tuple[str, ...], excluded: bool) -> None:
+    assert (filters.name_reason(path, patterns) == "excluded by config") is excluded

@@ -97,6 +97,22 @@ def test_gitignored_files_are_never_indexed(make_repo: Callable[..., Repo],
     assert not any("never index me" in d for d in stored_documents(a))
 
 
+def test_nested_gitignore_and_config_excludes_together(make_repo: Callable[..., Repo],
+                                                      assistant_for: Callable[..., Assistant]) -> None:
+    """A nested .gitignore (git's own rules) and user excludes with gitignore semantics: anchored, negated,
+    directory-only and ** patterns."""
+    repo = make_repo({"src/main.py": "def main():\n    pass\n", "src/.gitignore": "*.gen.py\n!keep.gen.py\n",
+                      "vendor/lib.py": "def vendored():\n    pass\n", "src/vendor/own.py": "def own():\n    pass\n",
+                      "proto/a/b/x_pb2.py": "X = 1\n", "proto/a/b/keep_pb2.py": "K = 1\n"})
+    repo.write("src/skip.gen.py", "def skipped():\n    pass\n")  # untracked, ignored by src/.gitignore
+    repo.write("src/keep.gen.py", "def kept():\n    pass\n")  # untracked, re-included there
+    a = assistant_for(repo, exclude=("/vendor", "**/*_pb2.py", "!proto/a/b/keep_pb2.py"))
+    a.index()
+    indexed = {p for p, r in a.state.files().items() if r.status == "indexed"}
+    assert {"src/main.py", "src/keep.gen.py", "src/vendor/own.py", "proto/a/b/keep_pb2.py"} <= indexed
+    assert not indexed & {"src/skip.gen.py", "vendor/lib.py", "proto/a/b/x_pb2.py"}
+
+
 def test_second_run_embeds_nothing_and_edit_embeds_only_the_change(
         basic: Repo, assistant_for: Callable[..., Assistant]) -> None:
     a = assistant_for(basic)

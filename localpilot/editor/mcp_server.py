@@ -41,16 +41,10 @@ def build(assistant: Assistant) -> MCPServer:
     @server.tool()
     def get_snippet(path: str, start: int = 1, end: int = 0) -> dict[str, Any]:
         """Lines start..end (1-based, inclusive; end 0 = start+100) of a file in the repository."""
-        full = inside(assistant.root, path)
-        if full is None:
-            raise ToolError(f"{path!r} is outside the repository")
-        if not full.is_file():
-            raise ToolError(f"{path!r} is not a file in the repository")
-        lines = full.read_text(encoding="utf-8", errors="replace").splitlines()
-        start = max(1, int(start))
-        end = min(len(lines), int(end) if end and int(end) >= start else start + 100, start + MAX_SNIPPET_LINES)
-        return {"path": full.relative_to(assistant.root.resolve()).as_posix(), "start_line": start,
-                "end_line": end, "text": "\n".join(lines[start - 1 : end])}
+        try:
+            return assistant.snippet(path, start, end, MAX_SNIPPET_LINES)
+        except LocalpilotError as exc:
+            raise ToolError(str(exc)) from exc
 
     @server.tool()
     async def ask(question: str) -> dict[str, Any]:

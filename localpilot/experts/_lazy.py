@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from localpilot.errors import ConfigError, ModelNotFound
@@ -68,25 +68,48 @@ def resolve_precision(precision: str, device: str) -> str:
     return "bf16" if fast else "fp32"
 
 
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block's torch ops on ``n`` intra-op threads in the calling thread, then restore.
+class _ThreadBudget:
+    """torch's intra-op thread count is one process-wide setting: the first query-time block sets it, the last
+    one to leave restores it, so concurrent searches never restore each other's value halfway through."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.before = 0
+
+    @contextmanager
+    def use(self, n: int) -> Iterator[None]:
+        import torch
+
+        if n <= 0:
+            yield
+            return
+        with self.lock:
+            if self.users == 0:
+                self.before = torch.get_num_threads()
+                if self.before != n:
+                    torch.set_num_threads(n)
+            self.users += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.users -= 1
+                if self.users == 0 and torch.get_num_threads() != self.before:
+                    torch.set_num_threads(self.before)
+
+
+_BUDGET = _ThreadBudget()
+
+
+def torch_threads(n: int) -> AbstractContextManager[None]:
+    """Run the block's torch ops on ``n`` intra-op threads, then restore.
 
     Query-time work (one query embedding, 20 rerank pairs) uses half the cores: OpenMP threads wait at barriers
     for each other, so a 2-thread search next to another busy localpilot process (an indexer, a second front-end)
     went from 130 to 716 ms p50 on 2 cores, against 205 → 243 ms with 1 thread (bench/README.md, live index).
     """
-    import torch
-
-    before = torch.get_num_threads()
-    if n <= 0 or n == before:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return _BUDGET.use(n)
 
 
 def limit_threads(model: Any, n: int) -> Any:

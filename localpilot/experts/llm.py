@@ -66,13 +66,26 @@ class GenStats:
         return evaluated / self.ttft_s if self.ttft_s > 0 and evaluated > 0 else 0.0
 
 
+_LAST = threading.local()  # per thread: id(generator) -> GenStats of that thread's latest call
+
+
 class Generator(ABC):
     """A chat model. ``stream`` yields tokens as they are generated; closing the iterator stops it."""
 
     name: str = "generator"
     family: str = "unknown"
     n_ctx: int = 4096
-    last: GenStats
+
+    @property
+    def last(self) -> GenStats:
+        """What the calling thread's latest ``stream``/``infill`` cost. Per thread, so one front-end's request
+        never reads another's numbers (a stream is consumed by the thread that started it)."""
+        stats: dict[int, GenStats] = _LAST.__dict__.setdefault("stats", {})
+        return stats.setdefault(id(self), GenStats())
+
+    @last.setter
+    def last(self, value: GenStats) -> None:
+        _LAST.__dict__.setdefault("stats", {})[id(self)] = value
 
     @abstractmethod
     def count_tokens(self, text: str) -> int: ...
@@ -107,7 +120,6 @@ class LlamaCppGenerator(Generator):
         self._gpu_request = gpu_layers
         self.gpu_layers = 0
         self.backend = "CPU"
-        self.last = GenStats()
         self._llm: Any = None
         self._lock = threading.RLock()
 
@@ -276,7 +288,6 @@ class ScriptedGenerator(Generator):
     family: str = "fake"
     n_ctx: int = 4096
     calls: list[list[dict[str, str]]] = field(default_factory=list)
-    last: GenStats = field(default_factory=GenStats)
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -295,6 +306,12 @@ class ScriptedGenerator(Generator):
                 time.sleep(self.delay)
             self.last.gen_tokens += 1
             yield Token(word if i == 0 else " " + word, self.logprob)
+
+    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None
+               ) -> Iterator[Token]:
+        """The script as the middle (the fake has no FIM of its own)."""
+        yield from self.stream([{"role": "user", "content": f"{prefix[-200:]}<FIM>{suffix[:200]}"}], max_tokens,
+                               cancel)
 
 
 def llama_backend_info() -> dict[str, Any]:

@@ -34,7 +34,6 @@ class OpenAIGenerator(Generator):
         self.name, self.family, self.n_ctx = model, "remote", n_ctx
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=self.base, headers=headers, timeout=httpx.Timeout(timeout, connect=10))
-        self.last = GenStats()
         self._tokenize: str | None = None
 
     def count_tokens(self, text: str) -> int:

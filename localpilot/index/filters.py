@@ -1,4 +1,4 @@
-"""Decide which files are indexed, and keep secrets out of the index.
+"""Decide which files are indexed (secret values inside files are cut out by ``secrets.redact``).
 
 Each check returns a human-readable skip reason, or None when the file may be indexed.
 """
@@ -6,12 +6,14 @@ Each check returns a human-readable skip reason, or None when the file may be in
 from __future__ import annotations
 
 import fnmatch
-import re
+from functools import lru_cache
 from pathlib import PurePosixPath
+
+import pathspec
 
 BINARY_SNIFF_BYTES = 8192
 #: Bump when these rules change: files are re-examined on the next run (no re-embedding of unchanged chunks).
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 #: File names that hold secrets: never read, never indexed.
 SECRET_NAMES = (
@@ -33,18 +35,15 @@ def _matches(name: str, patterns: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(name.lower(), p.lower()) for p in patterns)
 
 
+@lru_cache(maxsize=32)
+def exclude_spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
+    """User excludes with git's own .gitignore semantics (pathspec): anchored ``/vendor``, negated ``!keep.py``,
+    ``**``, directory-only ``build/``, last match wins."""
+    return pathspec.GitIgnoreSpec.from_lines(patterns)
+
+
 def _excluded(path: str, patterns: tuple[str, ...]) -> bool:
-    """gitignore-like: ``vendor/*``, ``*.json``, and a bare or trailing-slash directory name (``build/``)."""
-    pure = PurePosixPath(path)
-    for raw in patterns:
-        p = raw.strip().rstrip("/")
-        if not p:
-            continue
-        if fnmatch.fnmatchcase(path, p) or pure.match(p) or path.startswith(p + "/"):
-            return True
-        if "/" not in p and any(fnmatch.fnmatchcase(part, p) for part in pure.parts[:-1]):
-            return True
-    return False
+    return exclude_spec(tuple(patterns)).match_file(path)
 
 
 def name_reason(path: str, exclude: tuple[str, ...] = ()) -> str | None:
@@ -91,31 +90,3 @@ def text_reason(text: str, language: str) -> str | None:
     if longest > 1000 or average > 150:
         return f"minified (longest line {longest} chars, average {average:.0f})"
     return None
-
-
-_SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("private-key", re.compile(
-        r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
-        re.S)),
-    ("aws-access-key", re.compile(r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b")),
-    ("aws-secret", re.compile(
-        r"(?i)(?<=aws_secret_access_key)(?P<sep>[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{40}")),
-    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b")),
-    ("slack-token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b")),
-    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_\-]{35}\b")),
-    ("openai-key", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_\-]{32,}\b")),
-    ("stripe-key", re.compile(r"\b[rs]k_live_[0-9a-zA-Z]{24,}\b")),
-)
-
-
-def redact_secrets(text: str) -> tuple[str, int]:
-    """Replace key-shaped strings with ``[REDACTED:kind]``, keeping line numbers intact."""
-    total = 0
-    for kind, pattern in _SECRET_PATTERNS:
-        def _sub(m: re.Match[str], kind: str = kind) -> str:
-            sep = m.groupdict().get("sep") or ""
-            return f"{sep}[REDACTED:{kind}]" + "\n" * m.group(0).count("\n")
-
-        text, n = pattern.subn(_sub, text)
-        total += n
-    return text, total

@@ -23,6 +23,7 @@ from localpilot.experts.embedder import Embedder
 from localpilot.index import filters
 from localpilot.index.chunker import chunk_file
 from localpilot.index.languages import detect_language
+from localpilot.index.secrets import redact
 from localpilot.index.state import FileRecord, IndexState
 from localpilot.index.walker import head_commit, list_files
 from localpilot.store import Metadata, Store
@@ -185,16 +186,16 @@ class Indexer:
         digest = hashlib.sha256(data).hexdigest()
         if old and old.sha256 == digest and old.status == "indexed":
             return _Prepared(FileRecord(path, size, mtime, digest, old.status, old.reason, old.language,
-                                        old.chunks), touches_store=False)
+                                        old.chunks, old.redactions), touches_store=False)
         try:
             record, chunks = self._chunk(path, data)
         except Exception as exc:  # one odd file must not stop the run; it is retried when it changes
             log.warning("could not chunk %s: %s: %s", path, type(exc).__name__, exc)
-            record, chunks = ("skipped", f"could not be chunked ({type(exc).__name__})", "", 0), []
+            record, chunks = ("skipped", f"could not be chunked ({type(exc).__name__})", "", 0, 0), []
         return _Prepared(FileRecord(path, size, mtime, digest, *record), chunks)
 
-    def _chunk(self, path: str, data: bytes) -> tuple[tuple[str, str, str, int], list[Chunk]]:
-        """((status, reason, language, n_chunks), chunks) for one file's bytes."""
+    def _chunk(self, path: str, data: bytes) -> tuple[tuple[str, str, str, int, int], list[Chunk]]:
+        """((status, reason, language, n_chunks, redactions), chunks) for one file's bytes."""
         language = detect_language(path)
         reason = filters.bytes_reason(data)
         text = None if reason else filters.decode(data)
@@ -202,14 +203,14 @@ class Indexer:
             reason = "not UTF-8 text"
         reason = reason or filters.text_reason(text or "", language)
         if reason:
-            return ("skipped", reason, language, 0), []
-        text, redacted = filters.redact_secrets(text or "")
+            return ("skipped", reason, language, 0, 0), []
+        text, redacted = redact(text or "", path)
         if redacted:
             log.info("redacted %d secret-looking strings in %s", redacted, path)
         chunks = chunk_file(path, text, language, self.embedder.count_tokens, self._budget(path))
         if not chunks:
-            return ("skipped", "no indexable content", language, 0), []
-        return ("indexed", "", language, len(chunks)), chunks
+            return ("skipped", "no indexable content", language, 0, redacted), []
+        return ("indexed", "", language, len(chunks), redacted), chunks
 
     def _budget(self, path: str) -> int:
         """Body tokens per chunk: the model's limit minus [CLS]/[SEP] and the path/symbol header."""

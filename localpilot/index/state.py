@@ -8,9 +8,12 @@ mixes manifests or vectors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +26,12 @@ from localpilot.text import code_terms
 from localpilot.types import Chunk
 
 #: Bump when the tables' meaning changes: manifests and chunks are dropped (embeddings kept) and rebuilt.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     model TEXT NOT NULL, path TEXT NOT NULL, size INTEGER, mtime_ns INTEGER, sha256 TEXT,
-    status TEXT NOT NULL, reason TEXT, language TEXT, chunks INTEGER DEFAULT 0,
+    status TEXT NOT NULL, reason TEXT, language TEXT, chunks INTEGER DEFAULT 0, redactions INTEGER DEFAULT 0,
     PRIMARY KEY (model, path));
 CREATE TABLE IF NOT EXISTS embeddings (
     model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash));
@@ -67,19 +70,45 @@ class FileRecord:
     reason: str = ""
     language: str = ""
     chunks: int = 0
+    redactions: int = 0  # secret-looking strings replaced before the text was stored
+
+
+@dataclass(frozen=True)
+class SymbolRows:
+    """Every chunk's (chunk_id, symbol, path) as of one index generation, read in one transaction."""
+
+    generation: int
+    rows: tuple[tuple[str, str, str], ...]
 
 
 class IndexState:
-    """The SQLite side of one repo's index, for one embedding model."""
+    """The SQLite side of one repo's index, for one embedding model.
+
+    Each thread gets its own connection (WAL: readers never block the writer or each other), so no connection
+    is ever used by two threads at once and a writer's open transaction is never seen by a reader. Writes come
+    from one thread at a time: callers hold the index's write lock (``localpilot.index.writelock``).
+    """
 
     def __init__(self, path: Path, model: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.model, self.path = model, path
-        # Serialized SQLite: the TUI and editor servers read from worker threads while the indexer writes.
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._local = threading.local()
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._open_lock = threading.Lock()
+        self._closed = False
         self._migrate()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use, closed when the thread ends or at ``close``)."""
+        holder: _Connection | None = getattr(self._local, "conn", None)
+        if holder is None:
+            if self._closed:
+                raise StoreError(f"the index state {self.path} is closed")
+            holder = self._local.conn = _Connection(self.path)
+            with self._open_lock:
+                self._open.add(holder)
+        return holder.db
 
     def _migrate(self) -> None:
         """Older formats are rebuilt (the embedding cache survives); a newer one is refused, so two localpilot
@@ -97,11 +126,17 @@ class IndexState:
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
-        self.db.close()
+        """Close every thread's connection; later use raises StoreError."""
+        self._closed = True
+        with self._open_lock:
+            holders, self._open = list(self._open), weakref.WeakSet()
+        for holder in holders:
+            holder.close()
 
     def files(self) -> dict[str, FileRecord]:
         rows = self.db.execute(
-            "SELECT path, size, mtime_ns, sha256, status, reason, language, chunks FROM files WHERE model=?",
+            "SELECT path, size, mtime_ns, sha256, status, reason, language, chunks, redactions FROM files "
+            "WHERE model=?",
             (self.model,))
         return {r[0]: FileRecord(*r) for r in rows}
 
@@ -118,15 +153,25 @@ class IndexState:
         chunks = chunks or {}
         with self._tx():
             self.db.executemany(
-                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
-                [(self.model, r.path, r.size, r.mtime_ns, r.sha256, r.status, r.reason, r.language, r.chunks)
-                 for r in records])
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [(self.model, r.path, r.size, r.mtime_ns, r.sha256, r.status, r.reason, r.language, r.chunks,
+                  r.redactions) for r in records])
             self._drop_chunks([*chunks, *removed])
             self.db.executemany("DELETE FROM files WHERE model=? AND path=?",
                                 [(self.model, p) for p in removed])
             for file_chunks in chunks.values():
                 for c in file_chunks:
                     self._add_chunk(c)
+            self._bump_generation()
+
+    def _bump_generation(self) -> None:
+        self.db.execute("INSERT INTO meta VALUES (?, 'generation', '1') ON CONFLICT (model, key) "
+                        "DO UPDATE SET value = CAST(value AS INTEGER) + 1", (self.model,))
+
+    def generation(self) -> int:
+        """Grows with every committed change to the chunks: the key of caches derived from them."""
+        row = self.db.execute("SELECT value FROM meta WHERE model=? AND key='generation'", (self.model,)).fetchone()
+        return int(row[0]) if row else 0
 
     def _drop_chunks(self, paths: Sequence[str]) -> None:
         for start in range(0, len(paths), 500):
@@ -158,9 +203,16 @@ class IndexState:
             (*LEXICAL_WEIGHTS, match, self.model, n))
         return [(cid, -float(score)) for cid, score in rows]
 
-    def symbols(self) -> list[tuple[str, str, str]]:
-        """(chunk_id, symbol, path) of every chunk, for the symbol channel."""
-        return list(self.db.execute("SELECT chunk_id, symbol, path FROM chunks WHERE model=?", (self.model,)))
+    def symbols(self) -> SymbolRows:
+        """(chunk_id, symbol, path) of every chunk with the generation they belong to, for the symbol channel."""
+        db = self.db
+        db.execute("BEGIN")  # one read transaction: the rows and their generation come from one snapshot
+        try:
+            generation = self.generation()
+            rows = tuple(db.execute("SELECT chunk_id, symbol, path FROM chunks WHERE model=?", (self.model,)))
+        finally:
+            db.execute("COMMIT")
+        return SymbolRows(generation, rows)
 
     def symbol_info(self, name: str, limit: int = 8) -> dict[str, list[dict[str, Any]]]:
         """Chunks defining ``name`` (its last dotted part) and chunks whose text mentions it."""
@@ -195,10 +247,6 @@ class IndexState:
             out.setdefault(path, set()).add(cid)
         return out
 
-    def max_chunk_rowid(self) -> int:
-        """Grows with every chunk written: a cheap generation number for caches over the chunks."""
-        return int(self.db.execute("SELECT coalesce(max(rowid), 0) FROM chunks").fetchone()[0])
-
     def chunk_count(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM chunks WHERE model=?", (self.model,)).fetchone()[0])
 
@@ -228,6 +276,26 @@ class IndexState:
 
     def _tx(self) -> _Transaction:
         return _Transaction(self.db)
+
+
+class _Connection:
+    """One thread's connection. Dropped with the thread's locals when the thread ends, and closed then."""
+
+    __slots__ = ("__weakref__", "db")
+
+    def __init__(self, path: Path) -> None:
+        # check_same_thread=False only so that IndexState.close() and the thread's end may close it.
+        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA secure_delete=ON")  # deleted chunk text is overwritten, not left in free pages
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
 
 
 class _Transaction:
