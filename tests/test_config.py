@@ -60,7 +60,7 @@ def test_zero_is_a_valid_hook_budget_and_errors_name_key_file_and_values(tmp_pat
     (tmp_path / ".localpilot.toml").write_text('k = "many"\n')
     with pytest.raises(ConfigError, match=r"'k' \(from .*\.localpilot\.toml\).*positive integer"):
         load_settings(tmp_path)
-    with pytest.raises(ConfigError, match="LOCALPILOT_DEVICE.*one of auto, cpu, cuda"):
+    with pytest.raises(ConfigError, match=r"LOCALPILOT_DEVICE.*one of auto, cpu, cuda"):
         import os
 
         os.environ["LOCALPILOT_DEVICE"] = "tpu"
