@@ -409,6 +409,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"skipped     {len(status['skipped'])} files")
     for path, reason in sorted(status["skipped"].items()):
         print(f"  {path}: {reason}")
+    redactions = status["redactions"]
+    print(f"redacted    {sum(redactions.values())} secret-looking strings in {len(redactions)} files "
+          "(cut out before anything was stored)")
+    for path, n in sorted(redactions.items()):
+        print(f"  {path}: {n}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""A repository's worth of secrets in the shapes real code and config hold them (46 shapes, 19 file kinds).
+"""A repository's worth of secrets in the shapes real code and config hold them (48 shapes, 19 file kinds).
 
 Values are made at run time from a seeded generator, so this file holds no key-shaped string itself (no scanner
 flags the repository, and no test can pass by matching a value written here).
@@ -150,6 +150,9 @@ def build(seed: int = 7) -> Corpus:
             f"  AWS_SECRET_ACCESS_KEY: {m.b64(40)}\n"
             f"  SENTRY_AUTH_KEY: {m.hex(64)}\n"
             "test:\n  script: make test\n"),
+        "tests/test_client.py": (  # test files keep their secrets' redaction (only test data is spared)
+            f'API_TOKEN = "{m.hex(40)}"\n\n\ndef test_login(client):\n'
+            f'    assert client.login(password="{m.password()}")\n'),
         "app/clients.py": (
             "def client():\n"
             f'    return Client(password="{m.password()}", api_key="{m.alnum(32)}")\n'),

@@ -309,3 +309,93 @@ def test_lsp_survives_malformed_frames_and_stdout_is_protocol_only(indexed_repo:
     assert by_id[4]["error"]["code"] == -32601
     assert by_id[5].get("result", {}).get("items"), by_id[5]
     assert "result" in by_id[6]
+
+
+# --- overlapping requests over the real pipes ------------------------------------------------------------------
+
+
+def _matches_file(root: Path, hit: dict[str, Any], versions: dict[str, list[str]] | None = None) -> bool:
+    """The hit's snippet is the text at its lines of the file on disk (or of one version of an editor buffer)."""
+    texts = (versions or {}).get(hit["path"]) or [(root / hit["path"]).read_text(encoding="utf-8")]
+    return any("\n".join(t.split("\n")[hit["start_line"] - 1 : hit["end_line"]]) == hit["snippet"] for t in texts)
+
+
+@pytest.mark.slow
+async def test_mcp_overlapping_requests(indexed_repo: Any, smol_path: Path) -> None:
+    import asyncio
+
+    from mcp.client.session import ClientSession
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=sys.executable, args=["-m", "localpilot", "mcp", "--llm", str(smol_path)],
+                                   cwd=str(indexed_repo.root), env=server_env())
+    lines = UPLOADER.split("\n")
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+
+        async def one(n: int) -> None:
+            kind = n % 10
+            if kind < 5:
+                res = await session.call_tool("search_code", {"query": ["retry a failed upload", "main client",
+                                                                         "upload_with_retry", "MAX_RETRIES"][n % 4]})
+                assert not res.is_error, res.content
+                hits = res.structured_content["result"] if res.structured_content else json.loads(res.content[0].text)
+                assert hits and all(_matches_file(indexed_repo.root, h) for h in hits)
+            elif kind < 8:
+                start = 1 + n % 6
+                res = await session.call_tool("get_snippet", {"path": "storage/uploader.py", "start": start,
+                                                              "end": start + 3})
+                assert json.loads(res.content[0].text)["text"] == "\n".join(lines[start - 1 : start + 3])
+            elif kind == 8:
+                res = await session.call_tool("index_status", {})
+                assert '"files": 2' in res.content[0].text
+            else:
+                res = await session.call_tool("ask", {"question": "how many times do we retry an upload?"})
+                assert not res.is_error and '"expert"' in res.content[0].text
+
+        for batch in range(10):  # 10 rounds of 20 requests in flight at once
+            await asyncio.gather(*(one(batch * 20 + i) for i in range(20)))
+
+
+@pytest.mark.slow
+async def test_lsp_overlapping_requests_while_a_buffer_changes(lsp_client: Any) -> None:
+    import asyncio
+
+    from lsprotocol import types as t
+
+    versions: dict[str, list[str]] = {"draft.py": []}
+    uri = _open(lsp_client, "draft.py", "def draft_total_0(items):\n    return sum(items)\n")
+    versions["draft.py"].append("def draft_total_0(items):\n    return sum(items)\n")
+    main_uri = _open(lsp_client, "app/main.py", MAIN)
+
+    async def search(query: str) -> None:
+        hits = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(
+            command="localpilot.search", arguments=[query]))
+        assert all(_matches_file(lsp_client.root, h, versions) for h in hits), hits
+
+    async def hover() -> None:
+        res = await lsp_client.text_document_hover_async(t.HoverParams(
+            text_document=t.TextDocumentIdentifier(uri=main_uri), position=t.Position(line=4, character=14)))
+        assert res is None or "upload_with_retry" in res.contents.value
+
+    async def complete() -> None:
+        res = await lsp_client.text_document_completion_async(t.CompletionParams(
+            text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(line=1, character=4)))
+        assert res is not None
+
+    for v in range(1, 9):
+        text = f"def draft_total_{v}(items):\n    return sum(items) * {v}\n"
+        versions["draft.py"].append(text)
+        lsp_client.text_document_did_change(t.DidChangeTextDocumentParams(
+            text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=v + 1),
+            content_changes=[t.TextDocumentContentChangeWholeDocument(text=text)]))
+        await asyncio.gather(complete(), *(search(q) for q in ("draft total", "retry a failed upload",
+                                                              "upload_with_retry", "main client")),
+                             hover(), hover(), asyncio.sleep(0.6))
+    for _ in range(40):  # the last buffer version becomes searchable
+        hits = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(
+            command="localpilot.search", arguments=["draft_total_8"]))
+        if hits and hits[0]["snippet"].startswith("def draft_total_8"):
+            break
+        await asyncio.sleep(0.5)
+    assert hits[0]["path"] == "draft.py" and hits[0]["snippet"].startswith("def draft_total_8")

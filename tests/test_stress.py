@@ -196,7 +196,7 @@ def test_mixed_operations_from_eight_threads(make_repo: Callable[..., Any], mini
 @pytest.mark.slow
 def test_ten_thousand_operations_from_eight_threads(make_repo: Callable[..., Any], minilm: Any) -> None:
     a, truth = stress_assistant(make_repo, minilm, reranker="tiny-code")
-    ops = int(os.environ.get("LOCALPILOT_STRESS_OPS", "10000"))
+    ops = int(os.environ.get("STRESS_OPS", "10000"))
     result = run_stress(a, truth, ops=ops, threads=8)
     print(f"stress: {result['ops']} operations on 8 threads in {result['seconds']} s, {result['counts']}, "
           f"{len(result['failures'])} failures")

@@ -38,6 +38,15 @@ _SECRET_NAME = r"[\w.-]*(?:token|secret|passw|pwd|api_?key|auth_?key|access_?key
 _ASSIGNED = re.compile(
     rf"(?i)(?:{_SECRET_NAME}[\"']?\s*(?::\s*[^=\n\"']{{1,24}}?\s*)?(?:=>|:=|=|:)\s*[\"'`]?|\bbearer\s+)"
     r"([^\s\"'`,;()<>{}\[\]]+)")
+_SECRET_WORD = re.compile(r"(?i)secret|passw|pwd|token|api_?key|auth|credential|private|bearer")
+_HASH_CONTEXT = re.compile(
+    r"(?i)sha\d*|md5|blake|crc|hash|digest|checksum|integrity|etag|commit|revision|\brev\b|fingerprint|uuid|guid|"
+    r"nonce|salt|vector|expected")
+_TEST_PATH = re.compile(
+    r"(?i)(?:^|/)(?:tests?|testing|testdata|test_data|fixtures?|examples?|examplefiles|samples?|spec|__tests__|"
+    r"benchmarks?)/|(?:^|/)test_[^/]*$|_tests?\.[^/]+$|\.(?:test|spec)\.[^/]+$")
+# Credentials in documentation URLs: ``user:pass@``, ``admin:password@``, ``:***@``.
+_PLACEHOLDER = re.compile(r"(?i)(?:pass(?:word|wd)?|pwd|secret|changeme|example|test|x{3,}|\*{3,})(?:%[0-9a-f]{2}.*)?$")
 # A value found inside a token (a JWT's lazy third part) is cut out with the whole token around it.
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/=_\-.~]*")
 
@@ -94,6 +103,15 @@ def _values(detector: Detector, line: str, keyword_patterns: Any) -> Iterator[st
         yield from plugin.analyze_string(line)
 
 
+def _data_not_secret(line: str, path: str) -> bool:
+    """A random-looking string that only the entropy detectors found, with no secret-ish name on its line, is
+    data when the line says it is a hash (sha256, digest, etag, commit, ...) or the file is a test, fixture or
+    example (test vectors, expected outputs). Keyword, provider and assignment findings are kept everywhere."""
+    if _SECRET_WORD.search(line):
+        return False
+    return bool(_HASH_CONTEXT.search(line) or _TEST_PATH.search(path))
+
+
 def _is_false_positive(detector: Detector, value: str, line: str) -> bool:
     from detect_secrets.filters import heuristic
     from detect_secrets.plugins.keyword import KeywordDetector
@@ -101,7 +119,7 @@ def _is_false_positive(detector: Detector, value: str, line: str) -> bool:
     if len(value) < MIN_SECRET_CHARS or value not in line:
         return True
     if _is_provider(detector):  # a provider's own token shape (ghp_, xoxb-, AKIA, eyJ): trusted as found
-        return False
+        return detector.kind == "Basic Auth Credentials" and bool(_PLACEHOLDER.match(value))
     if heuristic.is_sequential_string(value) or heuristic.is_potential_uuid(value):
         return True
     if heuristic.is_templated_secret(value) or heuristic.is_not_alphanumeric_string(value):
@@ -131,6 +149,8 @@ def scan_line(line: str, path: str) -> list[tuple[str, str]]:
             value = _grown(line, raw)
             if value and value not in found and not _is_false_positive(detector, value, line):
                 found[value] = _kind(detector.kind)
+    if found and all(k.endswith("high-entropy-string") for k in found.values()) and _data_not_secret(line, path):
+        found = {}
     for value in _assigned_values(line):
         found.setdefault(value, "secret-assignment")
     return [(kind, value) for value, kind in found.items()]

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from localpilot.index.secrets import redact
 from localpilot.paths import inside
 
 CONTEXT_BEFORE = 3
@@ -39,7 +40,7 @@ class Preview(VerticalScroll):
             self.content = Text(f"{path} is not a file in this repository (moved or deleted?)", style="italic")
             body.update(self.content)
             return
-        code = full.read_text(encoding="utf-8", errors="replace")
+        code = redact(full.read_text(encoding="utf-8", errors="replace"), path)[0]  # as the index holds it
         last = code.count("\n") + 1
         syntax = Syntax(code, Syntax.guess_lexer(str(full), code[:4000]), line_numbers=True, theme="ansi_dark",
                         line_range=(max(1, start - CONTEXT_BEFORE), min(last, end + CONTEXT_AFTER)),
