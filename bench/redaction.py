@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from _corpus import CACHE, extract, fetch_sdist, init_repo, run_bench
+from _corpus import extract, fetch_sdist, init_repo, run_bench
 from secret_corpus import build, leaks
 
 from localpilot.index import filters

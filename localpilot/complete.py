@@ -1,14 +1,24 @@
-"""Inline completion: fill in the middle at the cursor, with a few snippets from other files as context.
+"""Inline completion designed around the model's KV cache (what llama.vim and llama.vscode do, in process).
 
-Results are cached by a hash of what the model would see, so re-asking at the same spot (editors do) is free.
+* The prompt's first tokens stay the same while the user types: other-file context first (chosen once per
+  window position, from the index and from recently edited buffers), then a window of the current file that
+  starts on a line boundary and moves in steps of ``window_step`` lines, then the cursor; llama.cpp reuses the
+  cached prefix, so a keystroke costs the few new tokens, the short suffix and the answer.
+* Generation is capped in time: past ``t_max_ms`` it stops at the first line break (llama.vim's
+  ``t_max_predict_ms``), past ``t_hard_ms`` it stops (a 1-thread CPU would otherwise spend seconds on one line).
+* An LRU of completions answers a repeated cursor and text the user typed through (typing the start of the
+  shown completion returns the rest at once); after a completion, the one that follows its acceptance is
+  computed speculatively while the user reads it, so Tab is a cache hit.
+* Secrets are cut out of the window and of every context chunk before the model sees them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,13 +26,27 @@ from localpilot.experts.llm import Generator
 from localpilot.index.secrets import redact
 from localpilot.types import Hit
 
+log = logging.getLogger(__name__)
 HASH_COMMENT = {"python", "ruby", "bash", "toml", "yaml", "r", "perl", "make", "dockerfile"}
 MAX_LINES = 8
-CONTEXT_SNIPPETS = 2
-CONTEXT_LINES = 30
-#: Most of the buffer a completion reads: more than a 4k-token model context holds, cut on line boundaries.
-WINDOW_BEFORE_CHARS = 24_000
-WINDOW_AFTER_CHARS = 8_000
+LINE_CHARS = 2000  # most of one line the window reads
+
+
+@dataclass(frozen=True)
+class CompletionConfig:
+    lines_before: int = 256  # llama.vim's window
+    lines_after: int = 6  # suffix lines: all re-read on every keystroke (they follow the cursor in the prompt)
+    window_step: int = 32  # the window's first line moves in steps, so its tokens stay cached
+    max_window_chars: int = 9_000  # ~2.3k tokens: the window fits a 4k context uncut (a cut would move its start)
+    n_predict: int = 64
+    t_max_ms: float = 600.0  # after this, stop at the first line break
+    t_hard_ms: float = 1500.0  # after this, stop: a partial line now beats a whole one late
+    extra_chunks: int = 3  # other-file chunks read before the window
+    extra_lines: int = 24
+    ring_size: int = 16  # recently edited places remembered as context candidates
+    cache_size: int = 250
+    typed_through_chars: int = 64
+    speculate: bool = True
 
 
 @dataclass
@@ -30,46 +54,40 @@ class Completion:
     text: str
     cached: bool = False
     ms: float = 0.0
-    context: list[str] = field(default_factory=list)  # "path:start-end" of snippets given as context
+    context: list[str] = field(default_factory=list)  # "path:start-end" of the chunks given as context
+    prompt_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens reused from the KV cache
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of the buffer the model reads, and where it starts."""
+
+    path: str
+    start_line: int  # 0-based first line of ``prefix``
+    prefix: str
+    suffix: str
+
+
+@dataclass(frozen=True)
+class Chunk:
+    path: str
+    start_line: int  # 1-based
+    text: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.path}:{self.start_line}-{self.start_line + self.text.count(chr(10))}"
 
 
 def comment_for(language: str) -> str:
     return "#" if language in HASH_COMMENT else "//"
 
 
-def context_header(hits: Sequence[Hit], language: str) -> str:
-    """Snippets from other files, commented out so they cannot break the code being completed."""
-    mark = comment_for(language)
-    blocks = []
-    for h in hits:
-        lines = h.snippet.splitlines()[:CONTEXT_LINES]
-        body = "\n".join(f"{mark} {line}" if line else mark for line in lines)
-        blocks.append(f"{mark} Related code from {h.path}:{h.start_line}-{h.end_line}\n{body}")
-    return "\n".join(blocks) + "\n\n" if blocks else ""
-
-
-def window(prefix: str, suffix: str, path: str) -> tuple[str, str]:
-    """The part of the buffer around the cursor a completion may read, with secrets cut out of it (whole
-    lines only, so a secret is never split at the window's edge)."""
-    if len(prefix) > WINDOW_BEFORE_CHARS:
-        cut = prefix[-WINDOW_BEFORE_CHARS:]
-        prefix = cut[cut.find("\n") + 1 :] if "\n" in cut else ""
-    if len(suffix) > WINDOW_AFTER_CHARS:
-        cut = suffix[:WINDOW_AFTER_CHARS]
-        suffix = cut[: cut.rfind("\n")] if "\n" in cut else ""
-    head, _, current = prefix.rpartition("\n")
-    rest, newline, tail = suffix.partition("\n")
-    line, _ = redact(current + "\0" + rest, path)  # the cursor's line is scanned whole
-    current, _, rest = line.partition("\0")
-    head = redact(head, path)[0] + "\n" if prefix.count("\n") else ""
-    return head + current, rest + newline + redact(tail, path)[0]
-
-
 def trim(text: str) -> str:
     """A completion ends at a blank line after code, or after a few lines."""
-    lines = text.split("\n")
     out: list[str] = []
-    for line in lines:
+    for line in text.split("\n"):
         if not line.strip() and any(x.strip() for x in out):
             break
         out.append(line)
@@ -78,52 +96,216 @@ def trim(text: str) -> str:
     return "\n".join(out).rstrip()
 
 
+def make_window(path: str, prefix: str, suffix: str, config: CompletionConfig) -> Window:
+    """Cut the buffer on line boundaries around the cursor; the start moves in ``window_step`` steps."""
+    before = prefix.split("\n")
+    cursor = len(before) - 1
+    start = max(0, cursor - config.lines_before) // config.window_step * config.window_step
+    while start < cursor and sum(len(x) + 1 for x in before[start:]) > config.max_window_chars:
+        start += config.window_step
+    start = min(start, cursor)
+    after = suffix.split("\n")[: config.lines_after + 1]
+    head = "\n".join(before[start:cursor])
+    current = before[cursor][-LINE_CHARS:]  # a minified or generated line is read near the cursor only
+    rest, tail = after[0][: LINE_CHARS // 4], "\n".join(line[:LINE_CHARS] for line in after[1:])
+    line, _ = redact(current + "\0" + rest, path)  # the cursor's line is scanned whole
+    current, _, rest = line.partition("\0")
+    head = redact(head, path)[0] + "\n" if cursor > start else ""
+    tail = "\n" + redact(tail, path)[0] if len(after) > 1 else ""
+    return Window(path, start, head + current, rest + tail)
+
+
+class ContextRing:
+    """Recently edited or opened places of other files (llama.vim's ring buffer), newest last. Thread-safe."""
+
+    def __init__(self, size: int, lines: int) -> None:
+        self.lines = lines
+        self._chunks: deque[Chunk] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def note(self, path: str, text: str, line: int) -> None:
+        """Remember ``lines`` lines of ``text`` (a buffer of ``path``) around 0-based ``line``."""
+        rows = text.split("\n")
+        start = max(0, min(line - self.lines // 2, len(rows) - self.lines))
+        body = redact("\n".join(rows[start : start + self.lines]), path)[0]
+        if not body.strip():
+            return
+        chunk = Chunk(path, start + 1, body)
+        with self._lock:
+            for old in list(self._chunks):
+                if old.path == path and abs(old.start_line - chunk.start_line) < self.lines:
+                    self._chunks.remove(old)
+            self._chunks.append(chunk)
+
+    def snapshot(self) -> tuple[Chunk, ...]:
+        with self._lock:
+            return tuple(self._chunks)
+
+
+@dataclass
+class _Entry:
+    path: str
+    prefix: str
+    suffix: str
+    completion: Completion
+
+
 class Completer:
+    """One editor-facing completion engine over one FIM model instance (its own KV cache)."""
+
     def __init__(self, generator: Callable[[], Generator], search: Callable[[str, int], list[Hit]],
-                 max_tokens: int = 48, cache_size: int = 256) -> None:
-        self.generator, self.search, self.max_tokens = generator, search, max_tokens
-        self.cache: OrderedDict[str, Completion] = OrderedDict()
-        self.cache_size = cache_size
-        self._cache_lock = threading.Lock()  # the LRU is shared by every editor thread
+                 config: CompletionConfig | None = None) -> None:
+        self.generator, self.search = generator, search
+        self.config = config or CompletionConfig()
+        self.ring = ContextRing(self.config.ring_size, self.config.extra_lines)
+        self.cache: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()  # guards the cache, the context choice and the speculation handle
+        self._context: tuple[tuple[str, int], tuple[Chunk, ...]] | None = None
+        self._speculation: threading.Event | None = None
+
+    # ------------------------------------------------------------------------------------------ requests
+
     def complete(self, path: str, language: str, prefix: str, suffix: str,
                  cancel: threading.Event | None = None) -> Completion:
         started = time.perf_counter()
-        prefix, suffix = window(prefix, suffix, path)
-        hits = self._context(path, prefix)
-        head = context_header(hits, language)
-        key = hashlib.sha256(f"{path}\0{head}\0{prefix[-4000:]}\0{suffix[:1000]}".encode()).hexdigest()
-        if (hit := self._cached(key)) is not None:
+        self._stop_speculation()
+        win = make_window(path, prefix, suffix, self.config)
+        if (hit := self._lookup(win)) is not None:
             return Completion(hit.text, True, (time.perf_counter() - started) * 1000, hit.context)
-        text = ""
-        for token in self.generator().infill(head + prefix, suffix, self.max_tokens, cancel):
-            text += token.text
-            if text.count("\n") > MAX_LINES or (cancel is not None and cancel.is_set()):
-                break
-        result = Completion(trim(text), False, (time.perf_counter() - started) * 1000,
-                            [f"{h.path}:{h.start_line}-{h.end_line}" for h in hits])
+        extra = self._extra(win)
+        result = self._generate(win, language, extra, cancel)
+        result.ms = (time.perf_counter() - started) * 1000
         if cancel is None or not cancel.is_set():
-            self._remember(key, result)
+            self._remember(win, result)
+            if self.config.speculate and result.text:
+                self._speculate(win, language, extra, result.text)
         return result
 
-    def _cached(self, key: str) -> Completion | None:
-        with self._cache_lock:
-            hit = self.cache.get(key)
-            if hit is not None:
-                self.cache.move_to_end(key)
-            return hit
+    def prewarm(self, path: str, language: str, prefix: str, suffix: str) -> int:
+        """Evaluate the prompt a completion here would use (while the user is idle); returns tokens evaluated."""
+        win = make_window(path, prefix, suffix, self.config)
+        extra = self._extra(win)
+        head, pairs = self._layout(win, language, extra)
+        return self.generator().prefill(head + win.prefix, win.suffix, pairs, path)
 
-    def _remember(self, key: str, result: Completion) -> None:
-        with self._cache_lock:
-            self.cache[key] = result
-            while len(self.cache) > self.cache_size:
+    def note_buffer(self, path: str, text: str, line: int) -> None:
+        """An editor opened or changed ``path`` near ``line``: a context candidate for other files."""
+        self.ring.note(path, text, line)
+
+    # ----------------------------------------------------------------------------------------- internals
+
+    def _generate(self, win: Window, language: str, extra: Sequence[Chunk],
+                  cancel: threading.Event | None) -> Completion:
+        gen = self.generator()
+        head, pairs = self._layout(win, language, extra)
+        text = ""
+        started = time.perf_counter()
+        for token in gen.infill(head + win.prefix, win.suffix, self.config.n_predict, cancel, pairs, win.path):
+            text += token.text
+            elapsed = (time.perf_counter() - started) * 1000
+            late = elapsed > self.config.t_max_ms
+            if (late and "\n" in text.lstrip("\n")) or elapsed > self.config.t_hard_ms or text.count("\n") > MAX_LINES:
+                break
+            if cancel is not None and cancel.is_set():
+                break
+        stats = gen.last
+        return Completion(trim(text), False, 0.0, [c.label for c in extra], stats.prompt_tokens,
+                          stats.cached_tokens)
+
+    def _layout(self, win: Window, language: str, extra: Sequence[Chunk]) -> tuple[str, list[tuple[str, str]]]:
+        """Other files as the model's repository-level context where it has one, else as comments ahead of
+        the window (both before every token that changes while typing)."""
+        if not extra:
+            return "", []
+        if self.generator().repo_context:
+            return "", [(c.path, c.text) for c in extra]
+        mark = comment_for(language)
+        blocks = []
+        for c in extra:
+            body = "\n".join(f"{mark} {line}" if line else mark for line in c.text.split("\n"))
+            blocks.append(f"{mark} Related code from {c.label}\n{body}")
+        return "\n".join(blocks) + "\n\n", []
+
+    def _extra(self, win: Window) -> tuple[Chunk, ...]:
+        """Context chunks, chosen again only when the window moves (so the prompt's head stays cached)."""
+        key = (win.path, win.start_line)
+        with self._lock:
+            if self._context is not None and self._context[0] == key:
+                return self._context[1]
+        chunks = self._choose(win)
+        with self._lock:
+            self._context = (key, chunks)
+        return chunks
+
+    def _choose(self, win: Window) -> tuple[Chunk, ...]:
+        n = self.config.extra_chunks
+        ring = [c for c in reversed(self.ring.snapshot()) if c.path != win.path][:n]
+        picked = list(ring)
+        recent = [line.strip() for line in win.prefix.splitlines()[-6:] if line.strip()]
+        if recent and len(picked) < n:
+            try:
+                hits = self.search(" ".join(recent)[-400:], 6)
+            except Exception:  # no index yet, or a search failure: complete with what there is
+                hits = []
+            for h in hits:
+                if len(picked) >= n:
+                    break
+                if h.path == win.path or any(c.path == h.path and c.start_line == h.start_line for c in picked):
+                    continue
+                lines = h.snippet.split("\n")[: self.config.extra_lines]
+                picked.append(Chunk(h.path, h.start_line, "\n".join(lines)))
+        return tuple(picked)
+
+    # ------------------------------------------------------------------------------------------- caching
+
+    @staticmethod
+    def _key(win: Window) -> str:
+        text = f"{win.path}\0{win.prefix}\0{win.suffix}"
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _lookup(self, win: Window) -> Completion | None:
+        """The exact cursor, or one the user reached by typing the start of a cached completion."""
+        with self._lock:
+            key = self._key(win)
+            if key in self.cache:
+                self.cache.move_to_end(key)
+                return self.cache[key].completion
+            for entry in reversed(self.cache.values()):
+                if entry.path != win.path or entry.suffix != win.suffix or not win.prefix.startswith(entry.prefix):
+                    continue
+                typed = win.prefix[len(entry.prefix) :]
+                text = entry.completion.text
+                if 0 < len(typed) <= self.config.typed_through_chars and text.startswith(typed) and text != typed:
+                    return Completion(text[len(typed) :], True, 0.0, entry.completion.context)
+        return None
+
+    def _remember(self, win: Window, result: Completion) -> None:
+        with self._lock:
+            self.cache[self._key(win)] = _Entry(win.path, win.prefix, win.suffix, result)
+            while len(self.cache) > self.config.cache_size:
                 self.cache.popitem(last=False)
 
-    def _context(self, path: str, prefix: str) -> list[Hit]:
-        recent = [line.strip() for line in prefix.splitlines()[-6:] if line.strip()]
-        if not recent:
-            return []
-        try:
-            hits = self.search(" ".join(recent)[-400:], 6)
-        except Exception:  # no index yet, or a search failure: complete without context
-            return []
-        return [h for h in hits if h.path != path][:CONTEXT_SNIPPETS]
+    def _speculate(self, win: Window, language: str, extra: Sequence[Chunk], shown: str) -> None:
+        """Compute the completion that follows accepting ``shown`` in the background (cancelled by the next
+        request), so that Tab lands on a cached answer."""
+        accepted = Window(win.path, win.start_line, win.prefix + shown, win.suffix)
+        stop = threading.Event()
+        with self._lock:
+            self._speculation = stop
+
+        def run() -> None:
+            try:
+                result = self._generate(accepted, language, extra, stop)
+            except Exception as exc:  # a background guess must never surface; the next request retries
+                log.debug("speculative completion failed: %s", exc)
+                return
+            if not stop.is_set():
+                self._remember(accepted, result)
+
+        threading.Thread(target=run, name="fim-speculate", daemon=True).start()
+
+    def _stop_speculation(self) -> None:
+        with self._lock:
+            stop, self._speculation = self._speculation, None
+        if stop is not None:
+            stop.set()

@@ -63,7 +63,7 @@ class Retriever:
         self.config = config or RetrievalConfig()
         self._symbols = SymbolIndex()
 
-    def search(self, query: str, k: int = 10, explain: bool = False) -> SearchResult:
+    def search(self, query: str, k: int = 10, explain: bool = False, use_reranker: bool = True) -> SearchResult:
         query = clean_query(query)
         if not query or k <= 0:
             return SearchResult([])
@@ -74,10 +74,11 @@ class Retriever:
         fused = (fuse if self.config.fusion == "rrf" else fuse_scores)(channels, self.config.weights)
         rows = self.state.chunk_rows([cid for cid, _ in fused])
         candidates = cap_per_file([(cid, s) for cid, s in fused if cid in rows], rows, self.config.per_file)
-        candidates = candidates[: max(k, self.config.rerank_top if self.reranker else k)]
+        reranker = self.reranker if use_reranker else None
+        candidates = candidates[: max(k, self.config.rerank_top if reranker else k)]
         timings = {"retrieve_ms": (time.perf_counter() - started) * 1000}
         started = time.perf_counter()
-        rerank = self.rerank(query, [rows[cid] for cid, _ in candidates])
+        rerank = self.rerank(query, [rows[cid] for cid, _ in candidates]) if reranker else None
         if rerank is not None:
             timings["rerank_ms"] = (time.perf_counter() - started) * 1000
         final = [s for _, s in candidates]

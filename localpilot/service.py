@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from localpilot.suggest.report import Suggestion, TestReport
 
 log = logging.getLogger(__name__)
+FIM_CTX = 4096  # the completion instance's context: the whole window, 3 context chunks and the answer fit
 BUFFER_WAIT_S = 10.0  # an editor's buffer waits this long for a running index run of this process
 
 
@@ -47,6 +48,7 @@ class Assistant:
         self._state: IndexState | None = None
         self._retriever: Retriever | None = None
         self._generators: dict[str, Generator] = dict(generators or {})
+        self._given = frozenset(self._generators)
         self._router: Router | None = None
         self._completer: Completer | None = None
         self._lazy = threading.RLock()  # front-ends call from several threads; build each part once
@@ -129,18 +131,23 @@ class Assistant:
             return self._generators[which]
 
     def _load_generator(self, which: str) -> Generator:
-        name = self.settings.llm if which == "small" else self.settings.big_llm
+        """``small``/``big`` answer chat; ``fim`` is the small model loaded a second time for inline completion,
+        with its own (smaller) KV cache, so a chat answer never evicts the completion state."""
+        if which == "fim" and "small" in self._given:
+            return self._generators["small"]  # a small model handed in (tests, embedders of localpilot) completes too
+        name = self.settings.big_llm if which == "big" else self.settings.llm
+        n_ctx = min(self.settings.llm_ctx, FIM_CTX) if which == "fim" else self.settings.llm_ctx
         if self.settings.llm_url:
             from localpilot.experts.remote import OpenAIGenerator
 
-            return OpenAIGenerator(self.settings.llm_url, name, n_ctx=self.settings.llm_ctx)
+            return OpenAIGenerator(self.settings.llm_url, name, n_ctx=n_ctx)
         from localpilot.experts.llm import LlamaCppGenerator
         from localpilot.experts.registry import resolve_llm
 
         if name.lower() in {"", "none", "off"}:
             raise ModelNotFound(f"no {which} model is configured")
         spec = resolve_llm(name, self.settings.models_dir)
-        return LlamaCppGenerator(spec.path, spec.name, spec.family, n_ctx=self.settings.llm_ctx,
+        return LlamaCppGenerator(spec.path, spec.name, spec.family, n_ctx=n_ctx,
                                  gpu_layers=self.settings.gpu_layers, threads=self.settings.threads,
                                  cache_dir=self.settings.cache_dir)
 
@@ -164,7 +171,7 @@ class Assistant:
     def completer(self) -> Completer:
         with self._lazy:
             if self._completer is None:
-                self._completer = Completer(lambda: self.generator("small"), self.search)
+                self._completer = Completer(lambda: self.generator("fim"), self._context_search)
             return self._completer
 
     def complete(self, path: str, prefix: str, suffix: str, cancel: threading.Event | None = None) -> Completion:
@@ -172,6 +179,23 @@ class Assistant:
         from localpilot.index.languages import detect_language
 
         return self.completer.complete(path, detect_language(path), prefix, suffix, cancel)
+
+    def prewarm(self, path: str, prefix: str, suffix: str) -> int:
+        """Read the prompt a completion at this cursor would use into the completion model's cache (editors
+        call it when a file opens or typing pauses); returns the prompt tokens it evaluated."""
+        from localpilot.index.languages import detect_language
+
+        return self.completer.prewarm(path, detect_language(path), prefix, suffix)
+
+    def note_buffer(self, path: str, text: str, line: int) -> None:
+        """An editor opened or edited ``path`` near ``line``: offered as context when completing other files."""
+        self.completer.note_buffer(path, text, line)
+
+    def _context_search(self, query: str, k: int) -> list[Hit]:
+        """Completion context: the index without the reranker (it runs once per window, not per keystroke,
+        but a completion should not wait 200 ms for it)."""
+        self._require_index()
+        return self.retriever.search(query, k, use_reranker=False).hits
 
     def snippet(self, path: str, start: int = 1, end: int = 0, max_lines: int = 400) -> dict[str, Any]:
         """Lines ``start``..``end`` (1-based, inclusive; ``end`` 0: start+100) of a file of the repository as
@@ -240,6 +264,9 @@ class Assistant:
         with self._lazy:
             self.settings = replace(self.settings, **{field_name: name})
             self._generators.pop(which, None)
+            if which == "small":
+                self._generators.pop("fim", None)
+                self._completer = None
             self._router = None
 
     @property

@@ -29,6 +29,7 @@ from localpilot.service import Assistant
 
 log = logging.getLogger(__name__)
 BUFFER_DEBOUNCE_S = 0.5
+PREWARM_LINE = 256  # a newly opened file is prewarmed with the cursor at the end of its first window
 ACTIONS = {"localpilot.explain": "Explain", "localpilot.suggestTests": "Suggest tests",
            "localpilot.findRelated": "Find related code"}
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -40,6 +41,7 @@ class LocalpilotLanguageServer(LanguageServer):
         self.assistant = assistant
         self.pending: dict[str, threading.Event] = {}  # uri -> cancel flag of the running completion
         self.buffer_tasks: dict[str, asyncio.Task[None]] = {}
+        self.cursor: dict[str, t.Position] = {}  # uri -> where the last completion was asked (for prewarming)
 
     def rel_path(self, uri: str) -> str | None:
         """Workspace-relative path of a file: URI, or None for anything outside the repository."""
@@ -124,11 +126,13 @@ def build(assistant: Assistant) -> LocalpilotLanguageServer:
 
     @server.feature(t.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: LocalpilotLanguageServer, params: t.DidOpenTextDocumentParams) -> None:
-        _schedule_buffer(ls, params.text_document.uri)
+        _schedule_buffer(ls, params.text_document.uri, None)
 
     @server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: LocalpilotLanguageServer, params: t.DidChangeTextDocumentParams) -> None:
-        _schedule_buffer(ls, params.text_document.uri)
+        first = params.content_changes[0] if params.content_changes else None
+        line = first.range.start.line if isinstance(first, t.TextDocumentContentChangePartial) else None
+        _schedule_buffer(ls, params.text_document.uri, line)
 
     return server
 
@@ -139,11 +143,8 @@ async def _complete(ls: LocalpilotLanguageServer, uri: str, pos: t.Position) -> 
     path = ls.rel_path(uri)
     if path is None:
         return ""
-    doc = ls.workspace.get_text_document(uri)
-    lines = doc.source.split("\n")
-    line = lines[pos.line] if pos.line < len(lines) else ""
-    prefix = "\n".join([*lines[: pos.line], line[: pos.character]])
-    suffix = "\n".join([line[pos.character :], *lines[pos.line + 1 :]])
+    prefix, suffix = _split_at(ls.workspace.get_text_document(uri).source, pos)
+    ls.cursor[uri] = pos
     if previous := ls.pending.get(uri):
         previous.set()
     cancel = ls.pending[uri] = threading.Event()
@@ -219,8 +220,19 @@ def _hover_text(name: str, info: dict[str, list[dict[str, Any]]]) -> str:
     return "\n\n".join(out)
 
 
-def _schedule_buffer(ls: LocalpilotLanguageServer, uri: str) -> None:
-    """Debounced: index the buffer's text shortly after the last change."""
+def _split_at(source: str, pos: t.Position) -> tuple[str, str]:
+    """(prefix, suffix) of a document at ``pos``; a cursor past the end is clamped to it."""
+    lines = source.split("\n")
+    row = min(pos.line, len(lines) - 1)
+    line = lines[row]
+    col = len(line) if pos.line >= len(lines) else min(pos.character, len(line))
+    return "\n".join([*lines[:row], line[:col]]), "\n".join([line[col:], *lines[row + 1 :]])
+
+
+def _schedule_buffer(ls: LocalpilotLanguageServer, uri: str, line: int | None) -> None:
+    """Debounced: shortly after the last change, index the buffer's text, offer the edited place as context for
+    other files' completions, and prewarm the completion model where the user was completing (or, for a newly
+    opened file, at the end of its first window, which caches the longest prompt prefix completions share)."""
     if (task := ls.buffer_tasks.get(uri)) and not task.done():
         task.cancel()
 
@@ -230,10 +242,14 @@ def _schedule_buffer(ls: LocalpilotLanguageServer, uri: str) -> None:
         if path is None:
             return
         text = ls.workspace.get_text_document(uri).source
+        cursor = ls.cursor.get(uri)
         try:
             await asyncio.to_thread(ls.assistant.index_buffer, path, text)
+            ls.assistant.note_buffer(path, text, line if line is not None else (cursor.line if cursor else 0))
+            at = cursor or t.Position(line=min(text.count("\n"), PREWARM_LINE), character=0)
+            await asyncio.to_thread(ls.assistant.prewarm, path, *_split_at(text, at))
         except LocalpilotError as exc:
-            log.warning("could not index the buffer of %s: %s", path, exc)
+            log.warning("could not index or prewarm the buffer of %s: %s", path, exc)
 
     ls.buffer_tasks[uri] = asyncio.get_running_loop().create_task(later())
 

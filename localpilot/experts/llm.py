@@ -94,11 +94,19 @@ class Generator(ABC):
     def stream(self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
                ) -> Iterator[Token]: ...
 
-    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None
-               ) -> Iterator[Token]:
-        """Fill in the middle between ``prefix`` and ``suffix`` with the model's own FIM tokens."""
+    #: Reads other files (``extra`` of ``infill``) in a repository-level format of its own.
+    repo_context: bool = False
+
+    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None,
+               extra: Sequence[tuple[str, str]] = (), path: str = "") -> Iterator[Token]:
+        """Fill in the middle between ``prefix`` and ``suffix`` with the model's own FIM tokens; ``extra`` are
+        (path, text) of other files to read first."""
         raise NoInfill(f"{self.name} cannot fill in the middle here; use an in-process code model "
                        "(qwen2.5-coder or deepseek-coder presets)")
+
+    def prefill(self, prefix: str, suffix: str, extra: Sequence[tuple[str, str]] = (), path: str = "") -> int:
+        """Evaluate an infill prompt ahead of time (prewarm); backends without a KV cache of ours do nothing."""
+        return 0
 
     def prompt_tokens(self, messages: Messages) -> int:
         """Tokens the rendered prompt for ``messages`` takes (template included)."""
@@ -121,6 +129,7 @@ class LlamaCppGenerator(Generator):
         self.gpu_layers = 0
         self.backend = "CPU"
         self._llm: Any = None
+        self._repo_context: bool | None = None
         self._lock = threading.RLock()
 
     @property
@@ -176,27 +185,64 @@ class LlamaCppGenerator(Generator):
                                       f"more than {self.name}'s context of {self.n_ctx}")
             yield from self._generate(tokens, max_tokens, cancel)
 
-    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None
-               ) -> Iterator[Token]:
+    @property
+    def repo_context(self) -> bool:  # type: ignore[override]
+        """The model reads other files in its repository-level FIM format (Qwen2.5-Coder's ``<|file_sep|>``)."""
+        if self._repo_context is None:
+            self._repo_context = self._special("<|file_sep|>") is not None
+        return self._repo_context
+
+    def _special(self, text: str) -> int | None:
+        ids = self.llm.tokenize(text.encode(), add_bos=False, special=True)
+        return ids[0] if len(ids) == 1 else None
+
+    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None,
+               extra: Sequence[tuple[str, str]] = (), path: str = "") -> Iterator[Token]:
         """FIM with the token ids the GGUF declares (Qwen2.5-Coder and DeepSeek-Coder spell them differently;
-        llama.cpp knows both), prefix cut from the left and suffix from the right to fit the context."""
+        llama.cpp knows both). ``extra`` (path, text) files come first, in the repository-level format where the
+        model has one, so they stay a stable, cached prefix; the prefix is cut from the left and the suffix from
+        the right only when the whole does not fit the context."""
         with self._lock:
-            llm = self.llm
-            model = llm._model
-            pre, suf, mid = model.token_prefix(), model.token_suffix(), model.token_middle()
-            if min(pre, suf, mid) < 0:
-                raise NoInfill(f"{self.name} has no fill-in-the-middle tokens; use a code model such as the "
-                               "qwen2.5-coder or deepseek-coder presets")
-            room = self.n_ctx - max_tokens - 4
-            before = llm.tokenize(prefix.encode("utf-8", "replace"), add_bos=False, special=False)
-            after = llm.tokenize(suffix.encode("utf-8", "replace"), add_bos=False, special=False)
-            after = after[: max(room // 4, room - len(before))]
-            before = before[-(room - len(after)):] if room > len(after) else []
-            tokens = [pre, *before, suf, *after, mid]
-            bos = llm.token_bos()
-            if model.add_bos_token() and bos >= 0:
-                tokens.insert(0, bos)
-            yield from self._generate(tokens, max_tokens, cancel)
+            yield from self._generate(self.infill_tokens(prefix, suffix, max_tokens, extra, path), max_tokens, cancel)
+
+    def prefill(self, prefix: str, suffix: str, extra: Sequence[tuple[str, str]] = (), path: str = "") -> int:
+        """Evaluate an infill prompt into the KV cache without answering (prewarm); returns the tokens it
+        had to evaluate."""
+        with self._lock:
+            tokens = self.infill_tokens(prefix, suffix, 1, extra, path)
+            for _ in self._generate(tokens, 1, None):
+                break
+            return self.last.prompt_tokens - self.last.cached_tokens
+
+    def infill_tokens(self, prefix: str, suffix: str, max_tokens: int, extra: Sequence[tuple[str, str]] = (),
+                      path: str = "") -> list[int]:
+        llm = self.llm
+        model = llm._model
+        pre, suf, mid = model.token_prefix(), model.token_suffix(), model.token_middle()
+        if min(pre, suf, mid) < 0:
+            raise NoInfill(f"{self.name} has no fill-in-the-middle tokens; use a code model such as the "
+                           "qwen2.5-coder or deepseek-coder presets")
+
+        def tok(text: str, special: bool = False) -> list[int]:
+            return list(llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=special))
+
+        head: list[int] = []
+        if extra and self.repo_context:
+            head = tok("<|repo_name|>repo\n", True)
+            for other, text in extra:
+                head += tok(f"<|file_sep|>{other}\n", True) + tok(text.rstrip("\n") + "\n")
+            head += tok(f"<|file_sep|>{path or 'current'}\n", True)
+        room = self.n_ctx - max_tokens - 4
+        head = head[-room // 2 :] if len(head) > room // 2 else head
+        room -= len(head)
+        before, after = tok(prefix), tok(suffix)
+        after = after[: max(room // 4, room - len(before))]
+        before = before[-(room - len(after)):] if room > len(after) else []
+        tokens = [*head, pre, *before, suf, *after, mid]
+        bos = llm.token_bos()
+        if model.add_bos_token() and bos >= 0:
+            tokens.insert(0, bos)
+        return tokens
 
     def _generate(self, tokens: list[int], max_tokens: int, cancel: threading.Event | None) -> Iterator[Token]:
         import llama_cpp
@@ -307,8 +353,8 @@ class ScriptedGenerator(Generator):
             self.last.gen_tokens += 1
             yield Token(word if i == 0 else " " + word, self.logprob)
 
-    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None
-               ) -> Iterator[Token]:
+    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None,
+               extra: Sequence[tuple[str, str]] = (), path: str = "") -> Iterator[Token]:
         """The script as the middle (the fake has no FIM of its own)."""
         yield from self.stream([{"role": "user", "content": f"{prefix[-200:]}<FIM>{suffix[:200]}"}], max_tokens,
                                cancel)

@@ -10,13 +10,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 
 from localpilot.errors import LocalpilotError
-from localpilot.experts.llm import Generator, GenStats, Messages, Token
+from localpilot.experts.llm import Generator, GenStats, Messages, NoInfill, Token
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,60 @@ class OpenAIGenerator(Generator):
             raise LLMServerError(f"cannot reach the LLM server at {self.base} ({exc}); check `llm_url` or "
                                  "--llm-url") from exc
 
+    #: llama-server's /infill takes other files as ``input_extra``.
+    repo_context = True
+
+    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None,
+               extra: Sequence[tuple[str, str]] = (), path: str = "") -> Iterator[Token]:
+        """llama-server's ``/infill`` (what llama.vim and llama.vscode use): the server builds the model's FIM
+        prompt, reads ``input_extra`` first and keeps the prompt cached between requests (``cache_prompt``)."""
+        body = {"input_prefix": prefix, "input_suffix": suffix, "n_predict": max_tokens, "stream": True,
+                "cache_prompt": True, "temperature": 0.0, "samplers": ["top_k"], "top_k": 1,
+                "input_extra": [{"filename": p, "text": text} for p, text in extra]}
+        stats = self.last = GenStats()
+        started = time.perf_counter()
+        try:
+            with self.client.stream("POST", "/infill", json=body) as res:
+                if res.status_code == 404:
+                    raise NoInfill(f"the LLM server at {self.base} has no /infill endpoint: inline completion "
+                                   "needs llama.cpp's llama-server (`llama-server -m <coder model>.gguf`)")
+                if res.status_code != 200:
+                    raise LLMServerError(f"LLM server {self.base} answered {res.status_code} to /infill: "
+                                         f"{res.read().decode('utf-8', 'replace')[:300]}")
+                for token in _infill_events(res.iter_lines(), stats):
+                    now = time.perf_counter()
+                    if not stats.gen_tokens:
+                        stats.ttft_s = now - started
+                    stats.gen_tokens += 1
+                    stats.gen_s = now - started - stats.ttft_s
+                    yield token
+                    if cancel is not None and cancel.is_set():
+                        return
+        except httpx.HTTPError as exc:
+            raise LLMServerError(f"cannot reach the LLM server at {self.base} ({exc}); check `llm_url` or "
+                                 "--llm-url") from exc
+
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "backend": f"server {self.base}", "n_ctx": self.n_ctx}
+
+
+def _infill_events(lines: Iterator[str], stats: GenStats) -> Iterator[Token]:
+    """/infill's server-sent events: ``{"content": ..., "stop": ..., "timings": {...}}``."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue
+        try:
+            event = json.loads(line[5:].strip())
+        except ValueError:
+            continue
+        timings = event.get("timings") or {}
+        if timings:
+            stats.prompt_tokens = int(timings.get("prompt_n", 0)) + int(timings.get("cache_n", 0))
+            stats.cached_tokens = int(timings.get("cache_n", 0))
+        if event.get("content"):
+            yield Token(str(event["content"]), None)
+        if event.get("stop"):
+            return
 
 
 def _events(lines: Iterator[str]) -> Iterator[Token]:
