@@ -5,7 +5,7 @@ golang-github-google-uuid-dev), each a new git repo indexed by ``localpilot inde
 evaluation, none was used to build the engine.
 
 For each sampled spot (the start of a non-trivial line inside a function body) the line is removed, the
-document opened, and the editor asks for a completion with the cursor after the indentation (a new spot), then
+document opened, and after 2 s (the user reads) the editor asks for a completion with the cursor after the indentation (a new spot), then
 after each of the next three keystrokes of the real line (didChange + completion, as an editor sends them).
 Reported, per language and overall:
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import re
@@ -42,6 +43,7 @@ from _corpus import CACHE, extract, fetch_sdist, init_repo, percentile, run_benc
 LANGUAGES = {"python": (".py", r"^\s+(?!#|\"|')\S.{12,}$"), "javascript": (".js", r"^\s+(?!//|\*)\S.{12,}$"),
              "go": (".go", r"^\s+(?!//)\S.{12,}$")}
 KEYSTROKES = 3
+READ_S = 2.0  # seconds between opening a file and the first completion request
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ async def lsp_session(root: Path, cache: Path, language: str, chosen: Sequence[S
     from lsprotocol import types as t
     from pygls.lsp.client import LanguageClient
 
+    logging.getLogger("pygls").setLevel(logging.WARNING)
     client = LanguageClient("bench", "1")
     await client.start_io(sys.executable, "-m", "localpilot", "lsp", cwd=str(root), env=server_env(cache))
     await client.initialize_async(t.InitializeParams(capabilities=t.ClientCapabilities(),
@@ -157,6 +160,7 @@ async def lsp_session(root: Path, cache: Path, language: str, chosen: Sequence[S
             version = 1
             client.text_document_did_open(t.DidOpenTextDocumentParams(text_document=t.TextDocumentItem(
                 uri=uri, language_id=language, version=version, text=document(root, spot, ""))))
+            await asyncio.sleep(READ_S)  # the user looks at the file before typing
             body = spot.text.lstrip()
             for k in range(KEYSTROKES + 1):
                 typed = body[:k]

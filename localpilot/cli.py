@@ -357,6 +357,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                   f"GPU, {m['prompt_tokens_per_s']:.0f} tok/s prompt, {m['gen_tokens_per_s']:.0f} tok/s generation")
         else:
             print(f"{which:11} {m['name']}: {m.get('status', 'not measured')}")
+    for which in ("small", "big"):
+        if "memory_bytes" in report[which]:
+            print(f"{'':11} {which} model memory {report[which]['memory_bytes'] / 1e6:.0f} MB (weights + KV cache)")
+    if completion := report.get("completion"):
+        print(f"completion  {completion['name']}, its own instance ({completion['n_ctx']}-token context, "
+              f"{completion['memory_bytes'] / 1e6:.0f} MB): chat never evicts its cache")
     installed = [m["name"] for m in report["models"] if m["installed"]]
     print(f"installed   {', '.join(installed) or 'none (run `localpilot models install`)'}")
     return 0

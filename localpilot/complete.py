@@ -21,6 +21,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from localpilot.experts.llm import Generator
 from localpilot.index.secrets import redact
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 HASH_COMMENT = {"python", "ruby", "bash", "toml", "yaml", "r", "perl", "make", "dockerfile"}
 MAX_LINES = 8
 LINE_CHARS = 2000  # most of one line the window reads
+WINDOW_BUCKETS = (384, 512, 768, 1024, 1536, 2048, 2816)  # window sizes in tokens
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ class CompletionConfig:
     cache_size: int = 250
     typed_through_chars: int = 64
     speculate: bool = True
+    new_spot_s: float = 2.0  # the window holds what the model reads in about this long (measured prompt speed)
+    min_window_tokens: int = 384
 
 
 @dataclass
@@ -96,14 +100,20 @@ def trim(text: str) -> str:
     return "\n".join(out).rstrip()
 
 
-def make_window(path: str, prefix: str, suffix: str, config: CompletionConfig) -> Window:
-    """Cut the buffer on line boundaries around the cursor; the start moves in ``window_step`` steps."""
+def make_window(path: str, prefix: str, suffix: str, config: CompletionConfig, max_chars: int = 0) -> Window:
+    """Cut the buffer on line boundaries around the cursor: at most ``lines_before`` lines and ``max_chars``
+    characters before it; the first line moves in steps (``window_step``, 8 for a small window) so that the
+    prompt's head stays cached while the user types."""
+    budget = min(config.max_window_chars, max_chars or config.max_window_chars)
+    step = config.window_step if budget >= config.max_window_chars // 2 else 8
     before = prefix.split("\n")
     cursor = len(before) - 1
-    start = max(0, cursor - config.lines_before) // config.window_step * config.window_step
-    while start < cursor and sum(len(x) + 1 for x in before[start:]) > config.max_window_chars:
-        start += config.window_step
-    start = min(start, cursor)
+    start = max(0, cursor - config.lines_before)
+    size = sum(len(x) + 1 for x in before[start:cursor])
+    while start < cursor and size > budget:
+        size -= len(before[start]) + 1
+        start += 1
+    start = min(cursor, -(-start // step) * step)  # up to the next step: within budget, and stable
     after = suffix.split("\n")[: config.lines_after + 1]
     head = "\n".join(before[start:cursor])
     current = before[cursor][-LINE_CHARS:]  # a minified or generated line is read near the cursor only
@@ -161,7 +171,8 @@ class Completer:
         self.cache: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()  # guards the cache, the context choice and the speculation handle
         self._context: tuple[tuple[str, int], tuple[Chunk, ...]] | None = None
-        self._speculation: threading.Event | None = None
+        self._speculation: threading.Event | None = None  # stops the background job (speculation or prewarm)
+        self._prompt_rate = 0.0  # prompt tokens/s the model reached lately (sizes the window)
 
     # ------------------------------------------------------------------------------------------ requests
 
@@ -169,7 +180,7 @@ class Completer:
                  cancel: threading.Event | None = None) -> Completion:
         started = time.perf_counter()
         self._stop_speculation()
-        win = make_window(path, prefix, suffix, self.config)
+        win = make_window(path, prefix, suffix, self.config, self._window_chars())
         if (hit := self._lookup(win)) is not None:
             return Completion(hit.text, True, (time.perf_counter() - started) * 1000, hit.context)
         extra = self._extra(win)
@@ -183,10 +194,28 @@ class Completer:
 
     def prewarm(self, path: str, language: str, prefix: str, suffix: str) -> int:
         """Evaluate the prompt a completion here would use (while the user is idle); returns tokens evaluated."""
-        win = make_window(path, prefix, suffix, self.config)
+        self._stop_speculation()
+        win = make_window(path, prefix, suffix, self.config, self._window_chars())
         extra = self._extra(win)
         head, pairs = self._layout(win, language, extra)
-        return self.generator().prefill(head + win.prefix, win.suffix, pairs, path)
+        stop = threading.Event()
+        with self._lock:
+            self._speculation = stop  # the next completion request stops the prewarm between two slices
+        return self.generator().prefill(head + win.prefix, win.suffix, pairs, path, stop)
+
+    def _window_chars(self) -> int:
+        """What the model reads in ``new_spot_s`` at its measured prompt speed (~3.2 characters a token)."""
+        if self._prompt_rate <= 0:
+            return self.config.max_window_chars
+        want = max(self.config.min_window_tokens, self._prompt_rate * self.config.new_spot_s)
+        tokens = max(b for b in WINDOW_BUCKETS if b <= want) if want >= WINDOW_BUCKETS[0] else WINDOW_BUCKETS[0]
+        return int(tokens * 3.2)  # in buckets, so that small changes in the measured speed never move the window
+
+    def _measure(self, stats: Any) -> None:
+        fresh = stats.prompt_tokens - stats.cached_tokens
+        if fresh >= 256 and stats.ttft_s > 0:  # a new spot: enough tokens for a meaningful speed
+            rate = fresh / stats.ttft_s
+            self._prompt_rate = rate if self._prompt_rate <= 0 else 0.7 * self._prompt_rate + 0.3 * rate
 
     def note_buffer(self, path: str, text: str, line: int) -> None:
         """An editor opened or changed ``path`` near ``line``: a context candidate for other files."""
@@ -209,6 +238,7 @@ class Completer:
             if cancel is not None and cancel.is_set():
                 break
         stats = gen.last
+        self._measure(stats)
         return Completion(trim(text), False, 0.0, [c.label for c in extra], stats.prompt_tokens,
                           stats.cached_tokens)
 

@@ -391,6 +391,11 @@ def diagnose(settings: Settings, measure: bool = True) -> dict[str, Any]:
                                           "path": str(s.path)} for s in list_llms(settings.models_dir)]}
     for which, name in (("small", settings.llm), ("big", settings.big_llm)):
         report[which] = _measure(settings, which, name) if measure else {"name": name}
+    small = report["small"]
+    if small.get("status") == "ok":  # inline completion loads the small model once more, with its own KV cache
+        per_ctx = (small["memory_bytes"] - Path(small["path"]).stat().st_size) / max(small["n_ctx"], 1)
+        report["completion"] = {"name": small["name"], "n_ctx": FIM_CTX, "instance": "separate",
+                                "memory_bytes": int(Path(small["path"]).stat().st_size + per_ctx * FIM_CTX)}
     return report
 
 

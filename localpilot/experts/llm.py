@@ -104,7 +104,8 @@ class Generator(ABC):
         raise NoInfill(f"{self.name} cannot fill in the middle here; use an in-process code model "
                        "(qwen2.5-coder or deepseek-coder presets)")
 
-    def prefill(self, prefix: str, suffix: str, extra: Sequence[tuple[str, str]] = (), path: str = "") -> int:
+    def prefill(self, prefix: str, suffix: str, extra: Sequence[tuple[str, str]] = (), path: str = "",
+                cancel: threading.Event | None = None) -> int:
         """Evaluate an infill prompt ahead of time (prewarm); backends without a KV cache of ours do nothing."""
         return 0
 
@@ -114,6 +115,9 @@ class Generator(ABC):
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "backend": "none", "n_ctx": self.n_ctx}
+
+
+PREFILL_SLICE = 128  # prompt tokens a prewarm evaluates between two looks at its cancel flag
 
 
 class LlamaCppGenerator(Generator):
@@ -205,14 +209,20 @@ class LlamaCppGenerator(Generator):
         with self._lock:
             yield from self._generate(self.infill_tokens(prefix, suffix, max_tokens, extra, path), max_tokens, cancel)
 
-    def prefill(self, prefix: str, suffix: str, extra: Sequence[tuple[str, str]] = (), path: str = "") -> int:
-        """Evaluate an infill prompt into the KV cache without answering (prewarm); returns the tokens it
-        had to evaluate."""
+    def prefill(self, prefix: str, suffix: str, extra: Sequence[tuple[str, str]] = (), path: str = "",
+                cancel: threading.Event | None = None) -> int:
+        """Evaluate an infill prompt into the KV cache without answering (prewarm), in slices so that ``cancel``
+        (a real request arriving) stops it between two; returns the tokens it evaluated."""
         with self._lock:
+            llm = self.llm
             tokens = self.infill_tokens(prefix, suffix, 1, extra, path)
-            for _ in self._generate(tokens, 1, None):
-                break
-            return self.last.prompt_tokens - self.last.cached_tokens
+            done = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+            llm.n_tokens = done  # keep the shared prefix; eval() drops the KV cache after it
+            start = done
+            while done < len(tokens) and not (cancel is not None and cancel.is_set()):
+                llm.eval(tokens[done : done + PREFILL_SLICE])
+                done = min(len(tokens), done + PREFILL_SLICE)
+            return done - start
 
     def infill_tokens(self, prefix: str, suffix: str, max_tokens: int, extra: Sequence[tuple[str, str]] = (),
                       path: str = "") -> list[int]:
@@ -277,7 +287,17 @@ class LlamaCppGenerator(Generator):
         self.llm  # noqa: B018 - load to know the offload plan
         return {"name": self.name, "family": self.family, "backend": self.backend, "path": str(self.path),
                 "n_ctx": self.n_ctx, "gpu_layers": self.gpu_layers, "n_layer": self.meta.get("n_layer"),
-                "threads": self.threads}
+                "threads": self.threads, "memory_bytes": self.memory_bytes()}
+
+    def memory_bytes(self) -> int:
+        """Weights (the file, mapped) plus this instance's f16 KV cache for its whole context."""
+        import llama_cpp
+
+        model = self.llm._model.model
+        n_embd, n_head = llama_cpp.llama_model_n_embd(model), max(1, llama_cpp.llama_model_n_head(model))
+        kv_dim = n_embd // n_head * llama_cpp.llama_model_n_head_kv(model)
+        kv = 2 * llama_cpp.llama_model_n_layer(model) * self.n_ctx * kv_dim * 2
+        return self.path.stat().st_size + kv
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
