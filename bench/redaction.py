@@ -40,6 +40,9 @@ from localpilot.index.secrets import redact, scan_line
 #: Real code with hashes, UUIDs, base64 fixtures and test vectors; none reserved, none used to write the rules.
 PACKAGES = {"pip": "25.1.1", "packaging": "25.0", "pyasn1": "0.6.1", "Pygments": "2.19.2", "jsonschema": "4.25.1",
             "python-dateutil": "2.9.0.post0", "ecdsa": "0.19.1", "Markdown": "3.8.2"}
+#: Looked at only once the rules were final (the set above informed the test-data rule): the honest figure.
+HELD_OUT = {"pyparsing": "3.2.3", "docutils": "0.21.2", "paramiko": "3.5.1", "oauthlib": "3.3.1",
+            "humanize": "4.12.3", "cachetools": "6.1.0"}
 COST_PACKAGES = ("packaging", "python-dateutil", "Markdown")
 NPM_DEPS = ["chalk@5.4.1", "debug@4.4.1", "semver@7.7.2", "uuid@11.1.0", "minimist@1.2.8"]
 
@@ -167,6 +170,14 @@ def index_cost(repo: Path, work: Path, repeat: int) -> dict[str, Any]:
             "ratio": round(best["detect-secrets"] / best["legacy regexes"], 3)}
 
 
+def _summary(per_package: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    chunks = sum(p["chunks"] for p in per_package.values())
+    lost = sum(p["chunks_losing_text"] for p in per_package.values())
+    return {"rate": round(lost / max(chunks, 1), 5), "chunks": chunks, "chunks_losing_text": lost,
+            "per_package": {k: v["rate"] for k, v in per_package.items()},
+            "examples": [e for p in per_package.values() for e in p["examples"]][:20]}
+
+
 def run(args: argparse.Namespace, work: Path) -> int:
     from localpilot.experts.registry import resolve_embedder
 
@@ -180,6 +191,8 @@ def run(args: argparse.Namespace, work: Path) -> int:
         return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
 
     per_package = {name: false_positives(indexable(root), count) for name, root in roots.items()}
+    held = {name: false_positives(indexable(extract(fetch_sdist(name, version))), count)
+            for name, version in HELD_OUT.items()}
     all_files = [f for root in roots.values() for f in indexable(root)]
     locks = lock_files(work, list(archives.values()))
     lock_rate = false_positives(list(locks.items()), count)
@@ -196,10 +209,11 @@ def run(args: argparse.Namespace, work: Path) -> int:
                             "per_package": {k: {kk: v[kk] for kk in ("chunks", "chunks_losing_text", "rate")}
                                             for k, v in per_package.items()},
                             "examples": [e for p in per_package.values() for e in p["examples"]][:40]},
+        "held_out": _summary(held),
         "lock_files": lock_rate | {"files": sorted(locks)},
         "recall": recall(),
         "scan_speed": scan_speed(all_files),
-        "index_cost": index_cost(repo, work, args.repeat),
+        "index_cost": index_cost(repo, work, args.repeat) if args.repeat else None,
     }
     print(json.dumps(results, indent=2))
     if args.out:
@@ -209,7 +223,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=2, help="cold index runs per filter (0: skip the cost part)")
     return run_bench(parser, argv, "lp-secrets-", run)
 
 

@@ -41,8 +41,8 @@ class CompletionConfig:
     window_step: int = 32  # the window's first line moves in steps, so its tokens stay cached
     max_window_chars: int = 9_000  # ~2.3k tokens: the window fits a 4k context uncut (a cut would move its start)
     n_predict: int = 64
-    t_max_ms: float = 600.0  # after this, stop at the first line break
-    t_hard_ms: float = 1500.0  # after this, stop: a partial line now beats a whole one late
+    t_max_ms: float = 600.0  # generating longer than this, stop at the first line break
+    t_hard_ms: float = 1500.0  # generating longer than this, stop: a partial line now beats a whole one late
     extra_chunks: int = 3  # other-file chunks read before the window
     extra_lines: int = 24
     ring_size: int = 16  # recently edited places remembered as context candidates
@@ -100,10 +100,12 @@ def trim(text: str) -> str:
     return "\n".join(out).rstrip()
 
 
-def make_window(path: str, prefix: str, suffix: str, config: CompletionConfig, max_chars: int = 0) -> Window:
+def make_window(path: str, prefix: str, suffix: str, config: CompletionConfig, max_chars: int = 0,
+                keep: int | None = None) -> Window:
     """Cut the buffer on line boundaries around the cursor: at most ``lines_before`` lines and ``max_chars``
     characters before it; the first line moves in steps (``window_step``, 8 for a small window) so that the
-    prompt's head stays cached while the user types."""
+    prompt's head stays cached while the user types. ``keep``: the previous window's first line, kept while it
+    is still within twice the budget (typing at one place never moves the head)."""
     budget = min(config.max_window_chars, max_chars or config.max_window_chars)
     step = config.window_step if budget >= config.max_window_chars // 2 else 8
     before = prefix.split("\n")
@@ -114,6 +116,9 @@ def make_window(path: str, prefix: str, suffix: str, config: CompletionConfig, m
         size -= len(before[start]) + 1
         start += 1
     start = min(cursor, -(-start // step) * step)  # up to the next step: within budget, and stable
+    if keep is not None and keep <= cursor and cursor - keep <= config.lines_before and \
+            sum(len(x) + 1 for x in before[keep:cursor]) <= 2 * budget:
+        start = keep
     after = suffix.split("\n")[: config.lines_after + 1]
     head = "\n".join(before[start:cursor])
     current = before[cursor][-LINE_CHARS:]  # a minified or generated line is read near the cursor only
@@ -173,6 +178,7 @@ class Completer:
         self._context: tuple[tuple[str, int], tuple[Chunk, ...]] | None = None
         self._speculation: threading.Event | None = None  # stops the background job (speculation or prewarm)
         self._prompt_rate = 0.0  # prompt tokens/s the model reached lately (sizes the window)
+        self._last_window: tuple[str, int] | None = None  # (path, first line) of the last completion's window
 
     # ------------------------------------------------------------------------------------------ requests
 
@@ -180,7 +186,9 @@ class Completer:
                  cancel: threading.Event | None = None) -> Completion:
         started = time.perf_counter()
         self._stop_speculation()
-        win = make_window(path, prefix, suffix, self.config, self._window_chars())
+        win = make_window(path, prefix, suffix, self.config, self._window_chars(), self._kept(path))
+        with self._lock:
+            self._last_window = (path, win.start_line)
         if (hit := self._lookup(win)) is not None:
             return Completion(hit.text, True, (time.perf_counter() - started) * 1000, hit.context)
         extra = self._extra(win)
@@ -195,18 +203,28 @@ class Completer:
     def prewarm(self, path: str, language: str, prefix: str, suffix: str) -> int:
         """Evaluate the prompt a completion here would use (while the user is idle); returns tokens evaluated."""
         self._stop_speculation()
-        win = make_window(path, prefix, suffix, self.config, self._window_chars())
+        win = make_window(path, prefix, suffix, self.config, self._window_chars(), self._kept(path))
         extra = self._extra(win)
         head, pairs = self._layout(win, language, extra)
         stop = threading.Event()
         with self._lock:
             self._speculation = stop  # the next completion request stops the prewarm between two slices
-        return self.generator().prefill(head + win.prefix, win.suffix, pairs, path, stop)
+            self._last_window = (path, win.start_line)  # and keeps the window it read
+        started = time.perf_counter()
+        done = self.generator().prefill(head + win.prefix, win.suffix, pairs, path, stop)
+        if done >= 256 and not stop.is_set():
+            self._rate(done / max(time.perf_counter() - started, 1e-6))
+        return done
+
+    def _kept(self, path: str) -> int | None:
+        with self._lock:
+            last = self._last_window
+        return last[1] if last is not None and last[0] == path else None
 
     def _window_chars(self) -> int:
         """What the model reads in ``new_spot_s`` at its measured prompt speed (~3.2 characters a token)."""
-        if self._prompt_rate <= 0:
-            return self.config.max_window_chars
+        if self._prompt_rate <= 0:  # not measured yet: a middle size; it grows or shrinks once measured
+            return int(WINDOW_BUCKETS[2] * 3.2)
         want = max(self.config.min_window_tokens, self._prompt_rate * self.config.new_spot_s)
         tokens = max(b for b in WINDOW_BUCKETS if b <= want) if want >= WINDOW_BUCKETS[0] else WINDOW_BUCKETS[0]
         return int(tokens * 3.2)  # in buckets, so that small changes in the measured speed never move the window
@@ -214,8 +232,10 @@ class Completer:
     def _measure(self, stats: Any) -> None:
         fresh = stats.prompt_tokens - stats.cached_tokens
         if fresh >= 256 and stats.ttft_s > 0:  # a new spot: enough tokens for a meaningful speed
-            rate = fresh / stats.ttft_s
-            self._prompt_rate = rate if self._prompt_rate <= 0 else 0.7 * self._prompt_rate + 0.3 * rate
+            self._rate(fresh / stats.ttft_s)
+
+    def _rate(self, rate: float) -> None:
+        self._prompt_rate = rate if self._prompt_rate <= 0 else 0.7 * self._prompt_rate + 0.3 * rate
 
     def note_buffer(self, path: str, text: str, line: int) -> None:
         """An editor opened or changed ``path`` near ``line``: a context candidate for other files."""
@@ -228,9 +248,10 @@ class Completer:
         gen = self.generator()
         head, pairs = self._layout(win, language, extra)
         text = ""
-        started = time.perf_counter()
+        started = 0.0  # the caps count from the first token: reading the prompt is not predicting
         for token in gen.infill(head + win.prefix, win.suffix, self.config.n_predict, cancel, pairs, win.path):
             text += token.text
+            started = started or time.perf_counter()
             elapsed = (time.perf_counter() - started) * 1000
             late = elapsed > self.config.t_max_ms
             if (late and "\n" in text.lstrip("\n")) or elapsed > self.config.t_hard_ms or text.count("\n") > MAX_LINES:

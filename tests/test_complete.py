@@ -199,3 +199,13 @@ def test_remote_infill_speaks_llama_server() -> None:
         assert (gen.last.prompt_tokens, gen.last.cached_tokens) == (312, 300)
     finally:
         server.shutdown()
+
+
+def test_a_cursor_past_the_end_is_clamped() -> None:
+    from lsprotocol import types as t
+
+    from localpilot.editor.lsp_server import _split_at
+
+    assert _split_at("a = 1\nb = 2", t.Position(line=9, character=40)) == ("a = 1\nb = 2", "")
+    assert _split_at("a = 1\nb = 2", t.Position(line=0, character=99)) == ("a = 1", "\nb = 2")
+    assert _split_at("", t.Position(line=3, character=3)) == ("", "")
