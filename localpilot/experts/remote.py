@@ -62,15 +62,7 @@ class OpenAIGenerator(Generator):
                 if res.status_code != 200:
                     raise LLMServerError(f"LLM server {self.base} answered {res.status_code}: "
                                          f"{res.read().decode('utf-8', 'replace')[:300]}")
-                for token in _events(res.iter_lines()):
-                    now = time.perf_counter()
-                    if not stats.gen_tokens:
-                        stats.ttft_s = now - started
-                    stats.gen_tokens += 1
-                    stats.gen_s = now - started - stats.ttft_s
-                    yield token
-                    if cancel is not None and cancel.is_set():
-                        return
+                yield from _timed(_events(res.iter_lines()), stats, started, cancel)
         except httpx.HTTPError as exc:
             raise LLMServerError(f"cannot reach the LLM server at {self.base} ({exc}); check `llm_url` or "
                                  "--llm-url") from exc
@@ -95,21 +87,27 @@ class OpenAIGenerator(Generator):
                 if res.status_code != 200:
                     raise LLMServerError(f"LLM server {self.base} answered {res.status_code} to /infill: "
                                          f"{res.read().decode('utf-8', 'replace')[:300]}")
-                for token in _infill_events(res.iter_lines(), stats):
-                    now = time.perf_counter()
-                    if not stats.gen_tokens:
-                        stats.ttft_s = now - started
-                    stats.gen_tokens += 1
-                    stats.gen_s = now - started - stats.ttft_s
-                    yield token
-                    if cancel is not None and cancel.is_set():
-                        return
+                yield from _timed(_infill_events(res.iter_lines(), stats), stats, started, cancel)
         except httpx.HTTPError as exc:
             raise LLMServerError(f"cannot reach the LLM server at {self.base} ({exc}); check `llm_url` or "
                                  "--llm-url") from exc
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "backend": f"server {self.base}", "n_ctx": self.n_ctx}
+
+
+def _timed(tokens: Iterator[Token], stats: GenStats, started: float, cancel: threading.Event | None
+           ) -> Iterator[Token]:
+    """Pass ``tokens`` on, recording time to first token and generation time in ``stats``; stop on ``cancel``."""
+    for token in tokens:
+        now = time.perf_counter()
+        if not stats.gen_tokens:
+            stats.ttft_s = now - started
+        stats.gen_tokens += 1
+        stats.gen_s = now - started - stats.ttft_s
+        yield token
+        if cancel is not None and cancel.is_set():
+            return
 
 
 def _infill_events(lines: Iterator[str], stats: GenStats) -> Iterator[Token]:
