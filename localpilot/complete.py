@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 HASH_COMMENT = {"python", "ruby", "bash", "toml", "yaml", "r", "perl", "make", "dockerfile"}
 MAX_LINES = 8
 LINE_CHARS = 2000  # most of one line the window reads
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")  # names worth matching between the window and a context chunk
 WINDOW_BUCKETS = (384, 512, 768, 1024, 1536, 2048, 2816)  # window sizes in tokens
 
 
@@ -289,22 +291,28 @@ class Completer:
         return chunks
 
     def _choose(self, win: Window) -> tuple[Chunk, ...]:
+        """The index's best chunks of other files for the last lines before the cursor, then recently edited
+        places that share a name with those lines (an unrelated buffer would only be noise for the model)."""
         n = self.config.extra_chunks
-        ring = [c for c in reversed(self.ring.snapshot()) if c.path != win.path][:n]
-        picked = list(ring)
         recent = [line.strip() for line in win.prefix.splitlines()[-6:] if line.strip()]
-        if recent and len(picked) < n:
+        picked: list[Chunk] = []
+        if recent:
             try:
                 hits = self.search(" ".join(recent)[-400:], 6)
             except Exception:  # no index yet, or a search failure: complete with what there is
                 hits = []
             for h in hits:
-                if len(picked) >= n:
-                    break
-                if h.path == win.path or any(c.path == h.path and c.start_line == h.start_line for c in picked):
-                    continue
-                lines = h.snippet.split("\n")[: self.config.extra_lines]
-                picked.append(Chunk(h.path, h.start_line, "\n".join(lines)))
+                if len(picked) < n and h.path != win.path:
+                    body = "\n".join(h.snippet.split("\n")[: self.config.extra_lines])
+                    picked.append(Chunk(h.path, h.start_line, body))
+        names = set(_IDENT.findall(" ".join(recent)))
+        for c in reversed(self.ring.snapshot()):
+            if len(picked) >= n:
+                break
+            if c.path != win.path and names & set(_IDENT.findall(c.text)) and \
+                    not any(p.path == c.path and abs(p.start_line - c.start_line) < self.config.extra_lines
+                            for p in picked):
+                picked.append(c)
         return tuple(picked)
 
     # ------------------------------------------------------------------------------------------- caching

@@ -90,9 +90,11 @@ def test_recent_edits_of_other_files_are_context() -> None:
     gen = Recorder()
     done, _ = engine(gen)
     done.note_buffer("lib/models.py", "class Invoice:\n    total: int\n", 0)
+    done.note_buffer("lib/unrelated.py", "def render_page():\n    pass\n", 0)
     done.note_buffer("a.py", "ignored = 'same file'\n", 0)
-    done.complete("a.py", "python", "def g(x):\n    ", "\n")
-    assert "lib/models.py" in gen.prompts[0][0] and "same file" not in gen.prompts[0][0]
+    done.complete("a.py", "python", "def g(invoice: Invoice):\n    ", "\n")
+    head = gen.prompts[0][0]
+    assert "lib/models.py" in head and "render_page" not in head and "same file" not in head
 
 
 def test_secrets_never_reach_the_model() -> None:
