@@ -47,9 +47,22 @@ log = logging.getLogger("reranker")
 HERE = Path(__file__).resolve().parent
 
 EVAL_PACKAGES = {"requests", "attr", "attrs", "flask"}
-# never train on the project itself or on the model-data packages
-SKIP_TOP = EVAL_PACKAGES | {"localpilot", "_editable_impl_localpilot", "pip", "setuptools", "pkg_resources",
-                            "_distutils_hack", "__pycache__"}
+
+
+def reserved_packages(path: Path = HERE.parent.parent.parent / "shared" / "reserved-packages.txt") -> set[str]:
+    """Import names of ../shared/reserved-packages.txt (kept for independent evaluation: never trained on), with
+    the extra top-level modules some of them install."""
+    if not path.is_file():
+        return set()
+    names = {line.strip().lower().replace("-", "_") for line in path.read_text().splitlines()
+             if line.strip() and not line.startswith("#") and "/" not in line}
+    extra = {"black": {"blib2to3", "blackd"}, "toolz": {"tlz"}}
+    return names | {m for n in names for m in extra.get(n, set())}
+
+
+# never train on the project itself, on the model-data packages or on the reserved ones
+SKIP_TOP = EVAL_PACKAGES | reserved_packages() | {"localpilot", "_editable_impl_localpilot", "pip", "setuptools",
+                                                  "pkg_resources", "_distutils_hack", "__pycache__"}
 SKIP_DIRS = {"test", "tests", "testing", "idlelib", "tkinter", "turtledemo", "lib2to3", "site-packages",
              "_vendor", "vendor", "vendored", "_distutils", "__pycache__", "ensurepip", "dist-packages"}
 MAX_CODE_CHARS = 1500
