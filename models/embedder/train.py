@@ -4,7 +4,8 @@ next to the code that does it.
 
 Data: stage 1 of ``models/reranker/train.py`` (documented functions of the stdlib and the venv's site-packages,
 never the evaluation packages requests/attr/attrs/flask nor, by name, those of ../shared/reserved-packages.txt;
-query = first docstring sentence, passage = "relpath qualname\\ncode-without-docstring"; dev files held out). Built once and cached there.
+query = first docstring sentence, passage = "relpath qualname\\ncode-without-docstring";
+dev files held out). Built once and cached there.
 
 Training: in-batch negatives (MultipleNegativesRankingLoss written out: cross-entropy over the batch's cosine
 similarities x 20, both directions; with --hard N and --mined data, N of the miner's top-20 passages per query
