@@ -264,6 +264,17 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def emit(results: dict[str, Any], out: Path | None) -> int:
+    """Print ``results`` as JSON, also write them to ``out`` when given; the exit status of a bench run."""
+    import json
+
+    text = json.dumps(results, indent=2)
+    print(text)
+    if out:
+        out.write_text(text)
+    return 0
+
+
 def run_bench(parser: Any, argv: Any, prefix: str, run: Callable[[Any, Path], int]) -> int:
     """Shared ``main`` tail: the common options (--workdir, --out, -v), logging on stderr, then
     ``run(args, workdir)`` in --workdir or a removed temp dir."""

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import os
 import random
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import CACHE, extract, fetch_sdist, init_repo, percentile, run_bench
+from _corpus import CACHE, emit, extract, fetch_sdist, init_repo, percentile, run_bench
 
 LANGUAGES = {"python": (".py", r"^\s+(?!#|\"|')\S.{12,}$"), "javascript": (".js", r"^\s+(?!//|\*)\S.{12,}$"),
              "go": (".go", r"^\s+(?!//)\S.{12,}$")}
@@ -329,10 +328,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     results["overall"] = {"new_spot_ms": _dist(all_new), "typing_ms": _dist(all_typing), "raw_ms": _dist(all_raw),
                           "new_spot_vs_raw": round(percentile(all_new, 0.5) / raw_p50, 3),
                           "typing_vs_raw": round(percentile(all_typing, 0.5) / raw_p50, 3)}
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2))
-    return 0
+    return emit(results, args.out)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from _corpus import extract, fetch_sdist, init_repo, run_bench
+from _corpus import emit, extract, fetch_sdist, init_repo, run_bench
 from secret_corpus import build, leaks
 
 from localpilot.index import filters
@@ -215,10 +215,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         "scan_speed": scan_speed(all_files),
         "index_cost": index_cost(repo, work, args.repeat) if args.repeat else None,
     }
-    print(json.dumps(results, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=2))
-    return 0
+    return emit(results, args.out)
 
 
 def main(argv: list[str] | None = None) -> int:

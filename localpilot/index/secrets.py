@@ -163,7 +163,7 @@ def _assigned_values(line: str) -> Iterator[str]:
     ``password = self.password`` or ``token: str = "access"`` stay."""
     for match in _ASSIGNED.finditer(line):
         value = _grown(line, match.group(1))
-        if _looks_generated(value) and not heuristic_false_positive(value, line):
+        if _looks_generated(value) and not _keyword_false_positive(value, line):
             yield value
 
 
@@ -175,7 +175,7 @@ def _looks_generated(value: str) -> bool:
         and _entropy(value) >= 3.5
 
 
-def heuristic_false_positive(value: str, line: str) -> bool:
+def _keyword_false_positive(value: str, line: str) -> bool:
     """detect-secrets' own false-positive filters for a value found by a keyword-like rule."""
     keyword = next(d for d in detectors() if d.kind == "Secret Keyword")
     return _is_false_positive(keyword, value, line)
