@@ -33,6 +33,7 @@ HASH_COMMENT = {"python", "ruby", "bash", "toml", "yaml", "r", "perl", "make", "
 MAX_LINES = 8
 LINE_CHARS = 2000  # most of one line the window reads
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")  # names worth matching between the window and a context chunk
+MIN_CONTEXT_CHARS = 120  # a chunk cut to fit shorter than this is not worth its tokens
 WINDOW_BUCKETS = (384, 512, 768, 1024, 1536, 2048, 2816)  # window sizes in tokens
 
 
@@ -84,6 +85,18 @@ class Chunk:
     @property
     def label(self) -> str:
         return f"{self.path}:{self.start_line}-{self.start_line + self.text.count(chr(10))}"
+
+
+def _head(text: str, lines: int, chars: int) -> str:
+    """The first ``lines`` lines of ``text`` that fit ``chars``, cut on a line boundary."""
+    out: list[str] = []
+    size = 0
+    for line in text.split("\n")[:lines]:
+        size += len(line) + 1
+        if size > chars:
+            break
+        out.append(line)
+    return "\n".join(out)
 
 
 def comment_for(language: str) -> str:
@@ -223,13 +236,23 @@ class Completer:
             last = self._last_window
         return last[1] if last is not None and last[0] == path else None
 
+    def _budget_tokens(self) -> float:
+        """Prompt tokens the model reads in ``new_spot_s`` at its measured speed (a middle size until measured)."""
+        if self._prompt_rate <= 0:
+            return WINDOW_BUCKETS[2]
+        return max(self.config.min_window_tokens, self._prompt_rate * self.config.new_spot_s)
+
     def _window_chars(self) -> int:
-        """What the model reads in ``new_spot_s`` at its measured prompt speed (~3.2 characters a token)."""
-        if self._prompt_rate <= 0:  # not measured yet: a middle size; it grows or shrinks once measured
-            return int(WINDOW_BUCKETS[2] * 3.2)
-        want = max(self.config.min_window_tokens, self._prompt_rate * self.config.new_spot_s)
+        """The largest window bucket within the budget (~3.2 characters a token); in buckets, so that small
+        changes in the measured speed never move the window."""
+        want = self._budget_tokens()
         tokens = max(b for b in WINDOW_BUCKETS if b <= want) if want >= WINDOW_BUCKETS[0] else WINDOW_BUCKETS[0]
-        return int(tokens * 3.2)  # in buckets, so that small changes in the measured speed never move the window
+        return int(tokens * 3.2)
+
+    def _context_chars(self, win: Window) -> int:
+        """What the budget leaves for other-file context beside the window: at a new spot the context is read
+        afresh too, so on a slow CPU the window comes first and the context gets what is left."""
+        return int(self._budget_tokens() * 3.2) - len(win.prefix) - len(win.suffix)
 
     def _measure(self, stats: Any) -> None:
         fresh = stats.prompt_tokens - stats.cached_tokens
@@ -293,26 +316,29 @@ class Completer:
     def _choose(self, win: Window) -> tuple[Chunk, ...]:
         """The index's best chunks of other files for the last lines before the cursor, then recently edited
         places that share a name with those lines (an unrelated buffer would only be noise for the model)."""
-        n = self.config.extra_chunks
+        n, room = self.config.extra_chunks, self._context_chars(win)
         recent = [line.strip() for line in win.prefix.splitlines()[-6:] if line.strip()]
-        picked: list[Chunk] = []
-        if recent:
+        candidates: list[Chunk] = []
+        if recent and room >= MIN_CONTEXT_CHARS:
             try:
                 hits = self.search(" ".join(recent)[-400:], 6)
             except Exception:  # no index yet, or a search failure: complete with what there is
                 hits = []
-            for h in hits:
-                if len(picked) < n and h.path != win.path:
-                    body = "\n".join(h.snippet.split("\n")[: self.config.extra_lines])
-                    picked.append(Chunk(h.path, h.start_line, body))
+            candidates = [Chunk(h.path, h.start_line, h.snippet) for h in hits if h.path != win.path]
         names = set(_IDENT.findall(" ".join(recent)))
-        for c in reversed(self.ring.snapshot()):
-            if len(picked) >= n:
+        candidates += [c for c in reversed(self.ring.snapshot())
+                       if c.path != win.path and names & set(_IDENT.findall(c.text))]
+        picked: list[Chunk] = []
+        for c in candidates:
+            if len(picked) >= n or room <= 0:
                 break
-            if c.path != win.path and names & set(_IDENT.findall(c.text)) and \
-                    not any(p.path == c.path and abs(p.start_line - c.start_line) < self.config.extra_lines
-                            for p in picked):
-                picked.append(c)
+            if any(p.path == c.path and abs(p.start_line - c.start_line) < self.config.extra_lines for p in picked):
+                continue
+            whole = "\n".join(c.text.split("\n")[: self.config.extra_lines])
+            body = _head(whole, self.config.extra_lines, room)
+            if body == whole or len(body) >= MIN_CONTEXT_CHARS:  # whole, or a cut part still worth reading
+                picked.append(Chunk(c.path, c.start_line, body))
+                room -= len(body) + len(c.path) + 8
         return tuple(picked)
 
     # ------------------------------------------------------------------------------------------- caching

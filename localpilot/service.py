@@ -149,7 +149,7 @@ class Assistant:
         spec = resolve_llm(name, self.settings.models_dir)
         return LlamaCppGenerator(spec.path, spec.name, spec.family, n_ctx=n_ctx,
                                  gpu_layers=self.settings.gpu_layers, threads=self.settings.threads,
-                                 cache_dir=self.settings.cache_dir)
+                                 cache_dir=self.settings.cache_dir, background=which == "fim")
 
     def has_big(self) -> bool:
         """A bigger model is configured, installed and different from the small one."""

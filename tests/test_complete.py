@@ -211,3 +211,24 @@ def test_a_cursor_past_the_end_is_clamped() -> None:
     assert _split_at("a = 1\nb = 2", t.Position(line=9, character=40)) == ("a = 1\nb = 2", "")
     assert _split_at("a = 1\nb = 2", t.Position(line=0, character=99)) == ("a = 1", "\nb = 2")
     assert _split_at("", t.Position(line=3, character=3)) == ("", "")
+
+
+def test_a_slow_model_reads_the_window_before_any_context() -> None:
+    body = "\n".join(f"    step_{i} = helper(step_{i - 1})" for i in range(1, 60))
+    hit = Hit(path="lib/util.py", start_line=1, end_line=24, symbol="helper", language="python", kind="function",
+              score=1.0, snippet="\n".join(f"def helper_{i}(x):  # some documented helper" for i in range(24)))
+    prefix = f"def g(x):\n{body}\n    "
+    slow, searched = engine(Recorder(), [hit])
+    slow._prompt_rate = 100.0  # tokens/s: the 2 s budget is nearly all window
+    win = make_window("a.py", prefix, "\n", slow.config, slow._window_chars())
+    chosen = slow._choose(win)
+    assert sum(len(c.text) for c in chosen) <= int(slow._budget_tokens() * 3.2) - len(win.prefix)
+    assert all(c.text.count("\n") < 23 for c in chosen)  # cut to what the window left
+    slow._prompt_rate = 10.0  # slower still: the window takes the whole budget and nothing is searched
+    searched.clear()
+    win = make_window("a.py", "x = 1\n" * 400, "\n", slow.config, slow._window_chars())
+    assert slow._choose(win) == () and searched == []
+    fast, _ = engine(Recorder(), [hit])
+    fast._prompt_rate = 5000.0
+    chosen = fast._choose(make_window("a.py", prefix, "\n", fast.config, fast._window_chars()))
+    assert [c.path for c in chosen] == ["lib/util.py"] and chosen[0].text.count("\n") == 23

@@ -19,6 +19,7 @@ from localpilot.experts._lazy import (
     prepare_offline,
     resolve_precision,
 )
+from localpilot.experts.cpu import ledger
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,10 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False,
-        )
+        with ledger.job():  # a short inline completion waits for its share of the cores meanwhile
+            vectors = self.model.encode(
+                list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False,
+            )
         vectors = vectors.float().cpu().numpy()  # normalise in fp32 whatever the compute precision
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)

@@ -23,6 +23,7 @@ from typing import Any
 
 from localpilot.errors import LocalpilotError, ModelNotFound
 from localpilot.experts import chat_template, gguf
+from localpilot.experts.cpu import ledger
 
 log = logging.getLogger(__name__)
 Messages = Sequence[dict[str, str]]
@@ -117,15 +118,18 @@ class Generator(ABC):
         return {"name": self.name, "family": self.family, "backend": "none", "n_ctx": self.n_ctx}
 
 
-PREFILL_SLICE = 128  # prompt tokens a prewarm evaluates between two looks at its cancel flag
+PREFILL_SLICE = 128  # prompt tokens evaluated between two looks at cancel and at what else runs (cpu.py)
 
 
 class LlamaCppGenerator(Generator):
     """A GGUF model in this process. The file is first loaded once in a child process (gguf.probe)."""
 
     def __init__(self, path: Path, name: str, family: str = "unknown", *, n_ctx: int = 4096,
-                 gpu_layers: str = "auto", threads: int | None = None, cache_dir: Path | None = None) -> None:
+                 gpu_layers: str = "auto", threads: int | None = None, cache_dir: Path | None = None,
+                 background: bool = False) -> None:
         self.path, self.name, self.family = Path(path), name, family
+        self.background = background  # inline completion: gives way to a chat answer reading its prompt
+        self._threads_now = 0
         self.meta = gguf.probe(self.path, cache_dir or Path.home() / ".cache" / "localpilot")
         self.n_ctx = min(n_ctx, int(self.meta.get("n_ctx_train") or n_ctx))
         self.threads = threads or max(1, (os.cpu_count() or 2) // 2)
@@ -216,13 +220,34 @@ class LlamaCppGenerator(Generator):
         with self._lock:
             llm = self.llm
             tokens = self.infill_tokens(prefix, suffix, 1, extra, path)
-            done = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
-            llm.n_tokens = done  # keep the shared prefix; eval() drops the KV cache after it
-            start = done
-            while done < len(tokens) and not (cancel is not None and cancel.is_set()):
-                llm.eval(tokens[done : done + PREFILL_SLICE])
-                done = min(len(tokens), done + PREFILL_SLICE)
-            return done - start
+            with ledger.job():
+                return self._eval_slices(llm, tokens, cancel)
+
+    def _eval_slices(self, llm: Any, tokens: list[int], cancel: threading.Event | None) -> int:
+        """Evaluate what of ``tokens`` the KV cache lacks, ``PREFILL_SLICE`` at a time: between two slices a
+        cancel is seen and the thread count follows what else runs. Returns the tokens evaluated."""
+        done = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
+        llm.n_tokens = done  # keep the shared prefix; eval() drops the KV cache after it
+        start = done
+        while done < len(tokens) and not (cancel is not None and cancel.is_set()):
+            self._pace(llm, cancel)
+            llm.eval(tokens[done : done + PREFILL_SLICE])
+            done = min(len(tokens), done + PREFILL_SLICE)
+        return done - start
+
+    def _pace(self, llm: Any, cancel: threading.Event | None) -> None:
+        """Before each slice or token: wait for a chat answer's prompt if this is completion work, then use
+        every core when nothing else runs, else the configured share (``threads``)."""
+        if self.background:
+            ledger.give_way(cancel)
+        if self.gpu_layers:
+            return
+        import llama_cpp
+
+        n = ledger.threads_for(self.threads)
+        if n != self._threads_now:
+            llama_cpp.llama_set_n_threads(llm.ctx, n, n)
+            self._threads_now = n
 
     def infill_tokens(self, prefix: str, suffix: str, max_tokens: int, extra: Sequence[tuple[str, str]] = (),
                       path: str = "") -> list[int]:
@@ -255,17 +280,27 @@ class LlamaCppGenerator(Generator):
         return tokens
 
     def _generate(self, tokens: list[int], max_tokens: int, cancel: threading.Event | None) -> Iterator[Token]:
-        import llama_cpp
-        import numpy as np
-
         llm = self.llm
         cached = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
         stats = self.last = GenStats(prompt_tokens=len(tokens), cached_tokens=cached)
+        started = time.perf_counter()
+        with ledger.job() if self.background else ledger.priority():  # the prompt, in slices
+            self._eval_slices(llm, tokens[:-1], cancel)
+        if cancel is not None and cancel.is_set():
+            return
+        with ledger.job():
+            yield from self._sample(llm, tokens, max_tokens, cancel, stats, started)
+
+    def _sample(self, llm: Any, tokens: list[int], max_tokens: int, cancel: threading.Event | None,
+                stats: GenStats, started: float) -> Iterator[Token]:
+        import llama_cpp
+        import numpy as np
+
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         vocab, n_vocab = llm._model.vocab, llm.n_vocab()
-        started = time.perf_counter()
         first = 0.0
         for token in llm.generate(tokens, temp=0.0, repeat_penalty=1.1, reset=True):
+            self._pace(llm, cancel)
             now = time.perf_counter()
             first = first or now
             stats.ttft_s = first - started

@@ -16,6 +16,7 @@ from localpilot.experts._lazy import (
     prepare_offline,
     resolve_precision,
 )
+from localpilot.experts.cpu import ledger
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ class CrossEncoderReranker(LazyModel, Reranker):
         if not texts:
             return []
         model = self.model
-        with limit_threads(model, self.query_threads):
+        with limit_threads(model, self.query_threads), ledger.job():
             scores = model.predict([(query, t) for t in texts], batch_size=self.batch_size,
                                    show_progress_bar=False, convert_to_tensor=True)
         return [float(s) for s in scores.float().cpu()]
