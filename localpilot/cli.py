@@ -289,10 +289,7 @@ def _show_done(answer: Any, as_json: bool) -> None:
         print(answer.text)
         return
     print()
-    if answer.citations:
-        print("\nSources:")
-        for c in answer.citations:
-            print(f"  {c.path}:{c.start_line}-{c.end_line}" + ("" if c.how == "cited" else f"  ({c.how})"))
+    _show_support(answer)
     t = answer.timings
     print(f"[{answer.model}, {answer.expert}] ttft {t.get('ttft_ms', 0) / 1000:.1f}s, "
           f"{t.get('gen_tokens_per_s', 0):.0f} tok/s, prompt {t.get('prompt_tokens', 0)} tokens"
@@ -302,6 +299,21 @@ def _show_done(answer: Any, as_json: bool) -> None:
               file=sys.stderr)
     if answer.turns_dropped:
         print(f"[context] dropped the {answer.turns_dropped} oldest turns to make room", file=sys.stderr)
+
+
+def _show_support(answer: Any) -> None:
+    """Sources best supported first, then which sentences the code shown supports (attribution)."""
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            how = f"  ({c.how}, support {c.support:.2f})" if c.support else f"  ({c.how})"
+            print(f"  {c.path}:{c.start_line}-{c.end_line}{how}")
+    if answer.claims:
+        supported = [c for c in answer.claims if c.supported]
+        print(f"\n{len(supported)} of {len(answer.claims)} sentences supported by the code shown")
+        for c in answer.claims:
+            print(f"  {'+' if c.supported else '?'} {c.text[:90]}"
+                  + (f"  [{c.path}:{c.start_line}-{c.end_line}]" if c.supported else "  [unsupported]"))
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

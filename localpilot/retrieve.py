@@ -47,10 +47,12 @@ def clean_query(query: str) -> str:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """One search's hits, best first, and what it cost (``retrieve_ms``, ``rerank_ms``)."""
+    """One search's hits, best first, what it cost (``retrieve_ms``, ``rerank_ms``) and how sure it is
+    (``signals``: the best vector similarity, the reranker's best and second probabilities where it ran)."""
 
     hits: list[Hit]
     timings: Mapping[str, float] = field(default_factory=dict)
+    signals: Mapping[str, float] = field(default_factory=dict)
 
 
 class Retriever:
@@ -89,7 +91,7 @@ class Retriever:
         hits = [_hit(rows[candidates[i][0]], final[i],
                      _explain(candidates[i][0], channels, candidates[i][1], rerank[i] if rerank else None)
                      if explain else None) for i in order]
-        return SearchResult(hits, MappingProxyType(timings))
+        return SearchResult(hits, MappingProxyType(timings), MappingProxyType(_signals(channels, rerank)))
 
     def vector(self, query: str) -> Ranked:
         return self.store.query(self.embedder.embed_query(query), self.config.depth)
@@ -222,6 +224,14 @@ def _explain(cid: str, channels: dict[str, Ranked], fused: float, rerank: float 
     if rerank is not None:
         info["rerank"] = round(rerank, 4)
     return info
+
+
+def _signals(channels: dict[str, Ranked], rerank: list[float] | None) -> dict[str, float]:
+    out = {"vector_best": channels["vector"][0][1] if channels["vector"] else 0.0}
+    if rerank:
+        ranked = sorted(rerank, reverse=True)
+        out |= {"rerank_best": ranked[0], "rerank_second": ranked[1] if len(ranked) > 1 else 0.0}
+    return out
 
 
 def _hit(row: ChunkRow, score: float, explain: dict[str, object] | None) -> Hit:

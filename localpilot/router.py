@@ -12,18 +12,14 @@ Decisions use cheap signals only, never another LLM call:
 from __future__ import annotations
 
 import re
-import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from localpilot.confidence import Confidence
 from localpilot.experts.embedder import Embedder
-from localpilot.resources import data_dir
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from localpilot.resources import data_dir, read_toml
 
 EXPERTS = ("search", "small", "big")
 SEARCH_WORDS = re.compile(
@@ -53,16 +49,16 @@ class RouterConfig:
 
 @cache
 def examples() -> dict[str, list[str]]:
-    with (data_dir("models") / "router.toml").open("rb") as fh:
-        table = tomllib.load(fh)
+    table = read_toml(data_dir("models") / "router.toml")
     return {"search": list(table["search"]), "question": list(table["question"])}
 
 
 class Router:
     def __init__(self, embedder: Embedder | None = None, big_available: bool = False,
-                 config: RouterConfig | None = None) -> None:
+                 config: RouterConfig | None = None, confidence: Confidence | None = None) -> None:
         self.embedder, self.big_available = embedder, big_available
         self.config = config or RouterConfig()
+        self.confidence = confidence if confidence is not None else Confidence.load()
         self._examples: Any = None
 
     def decide(self, request: str, override: str | None = None) -> Route:
@@ -106,9 +102,28 @@ class Router:
                                              f"model's budget ({small_budget})")
         return route
 
-    def confident(self, mean_logprob: float) -> bool:
-        return mean_logprob >= self.config.min_logprob
+    def not_found(self, signals: Mapping[str, float]) -> Route | None:
+        """A search-only route when retrieval says the repository holds nothing that answers the request."""
+        model = self.confidence.answerable
+        if model is None or not signals or not model.says_no(signals):
+            return None
+        p = model.probability(signals)
+        return Route("search", f"not found in this repository: the best match is weak (reranker "
+                               f"{signals.get('rerank_best', 0.0):.2f}; answerable p={p:.2f} < {model.threshold:.2f})")
 
-    def low_confidence(self, mean_logprob: float) -> Route:
-        return self._big_or_small("big", f"the small model was unsure (mean log-prob {mean_logprob:.2f} < "
+    def judge_draft(self, signals: Mapping[str, float]) -> Route | None:
+        """The big model's route when the small model's held-back draft is likely wrong, else None."""
+        model = self.confidence.correct
+        if model is not None:
+            if not model.says_no(signals):
+                return None
+            p = model.probability(signals)
+            return self._big_or_small("big", f"the small model's draft looks unreliable (p={p:.2f} < "
+                                             f"{model.threshold:.2f}: draft support "
+                                             f"{signals.get('draft_support', 0.0):.2f}, reranker "
+                                             f"{signals.get('rerank_best', 0.0):.2f})")
+        score = signals.get("mean_logprob", 0.0)
+        if score >= self.config.min_logprob:
+            return None
+        return self._big_or_small("big", f"the small model was unsure (mean log-prob {score:.2f} < "
                                          f"{self.config.min_logprob})")

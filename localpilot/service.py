@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +25,9 @@ from localpilot.store import Store
 from localpilot.types import Hit, IndexStats
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from localpilot.attribute import Attributor
     from localpilot.index.watcher import Watcher
     from localpilot.suggest.git import Snapshot
     from localpilot.suggest.report import Suggestion, TestReport
@@ -113,6 +116,20 @@ class Assistant:
                 reranker = load_reranker(self.settings.reranker, self.settings.device, self.settings.precision)
                 self._retriever = Retriever(self.embedder, self.store, self.state, reranker, config)
             return self._retriever
+
+    @property
+    def attributor(self) -> Attributor:
+        """Cites an answer's sentences with the loaded embedder and the index's stored vectors."""
+        from localpilot.attribute import Attributor
+
+        return Attributor(self.embedder.embed, self._stored_vectors)
+
+    def _stored_vectors(self, hits: Sequence[Hit]) -> list[np.ndarray | None]:
+        from localpilot.attribute import as_chunk
+
+        keys = [as_chunk(h).content_hash for h in hits]
+        found = self.state.cached_vectors(keys)
+        return [found.get(k) for k in keys]
 
     def search(self, query: str, k: int | None = None, explain: bool = False) -> list[Hit]:
         """Ranked hits for a natural-language or code query; [] for an empty one."""

@@ -176,6 +176,8 @@ async def _answer(ls: LocalpilotLanguageServer, question: str) -> dict[str, Any]
     except LocalpilotError as exc:
         ls.window_show_message(t.ShowMessageParams(type=t.MessageType.Error, message=f"localpilot: {exc}"))
         return {"error": str(exc)}
+    if answer is None:  # the stream ended without an answer (cancelled)
+        return {"error": "no answer"}
     sources = "\n".join(f"{c.path}:{c.start_line}-{c.end_line}" for c in answer.citations)
     ls.window_show_message(t.ShowMessageParams(type=t.MessageType.Info,
                                                message=answer.text + (f"\n\nSources:\n{sources}" if sources else "")))

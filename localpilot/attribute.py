@@ -1,0 +1,194 @@
+"""Attribution by the encoders: which shown snippet, and which of its lines, support each sentence of an answer.
+
+A 0.5B model cannot be trusted to write ``[path:start-end]`` (measured: it never wrote a line range itself), so
+citations are computed after the answer, from what the experts already have:
+
+* the embedder's vector of each sentence against the snippet's stored vector (the embedding cache keeps the
+  vector of every indexed chunk by content hash, so only the sentences are encoded: a few short texts);
+* the code terms the sentence shares with the snippet, weighted by how rare each is among the shown snippets
+  (a name such as ``compile_path`` is strong evidence; "request", in every snippet, is none).
+
+The best snippet of a supported sentence is cited with the lines that carry the sentence's terms (a window of
+at most ``CITE_LINES``), not the whole chunk. A sentence no snippet supports is marked unsupported.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from localpilot.text import query_terms
+from localpilot.types import Chunk, Hit
+
+CITE_LINES = 8  # most lines one claim's citation spans
+LEXICAL_WEIGHT = 0.6  # support = 0.6 * shared rare terms + 0.4 * vector similarity (rescaled)
+SIM_FLOOR, SIM_CEIL = 0.15, 0.65  # code-minilm cosine of a sentence to unrelated / matching code
+SUPPORTED = 0.3  # support a claim needs to be cited (bench/answer.py: dev questions of requests)
+UNSUPPORTED = "[unsupported]"
+MIN_WORDS = 4  # shorter sentences ("Here is how.") are not claims
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(\[*-])|\n+")
+_FENCE = re.compile(r"```.*?(?:```|$)", re.S)
+_CITED = re.compile(r"\[[^\]\s]+:\d+(?:-\d+)?\]")
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+Vectors = Callable[[Sequence[Hit]], list[np.ndarray | None]]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A sentence of the answer and what supports it: ``path:start-end`` or None (unsupported)."""
+
+    text: str
+    start: int  # character offsets in the answer
+    end: int
+    path: str = ""
+    start_line: int = 0
+    end_line: int = 0
+    support: float = 0.0
+
+    @property
+    def supported(self) -> bool:
+        return bool(self.path)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    claims: tuple[Claim, ...]
+
+    @property
+    def coverage(self) -> float:
+        """Share of the answer's claims some snippet supports (1.0 for an answer with no claims)."""
+        return sum(c.supported for c in self.claims) / len(self.claims) if self.claims else 1.0
+
+    def sources(self) -> list[tuple[str, int, int, float]]:
+        """(path, start, end, support) of every supporting span, best supported first, each once."""
+        best: dict[tuple[str, int, int], float] = {}
+        for c in self.claims:
+            if c.supported:
+                key = (c.path, c.start_line, c.end_line)
+                best[key] = max(best.get(key, 0.0), c.support)
+        return [(*k, s) for k, s in sorted(best.items(), key=lambda kv: -kv[1])]
+
+    def annotate(self, text: str) -> str:
+        """``text`` with ``[path:start-end]`` after each supported sentence that cites nothing itself, and
+        ``[unsupported]`` after each sentence no shown snippet supports."""
+        out, at = [], 0
+        for c in self.claims:
+            if _CITED.search(c.text) or c.text.startswith("```"):
+                continue
+            mark = f"[{c.path}:{c.start_line}-{c.end_line}]" if c.supported else UNSUPPORTED
+            out += [text[at : c.end], f" {mark}"]
+            at = c.end
+        return "".join(out) + text[at:]
+
+
+def sentences(text: str) -> list[tuple[int, int]]:
+    """(start, end) offsets of the answer's sentences; a fenced code block is one unit."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for fence in [*_FENCE.finditer(text), None]:
+        stop = fence.start() if fence else len(text)
+        spans += _split(text, pos, stop)
+        if fence:
+            spans.append((fence.start(), fence.end()))
+            pos = fence.end()
+    return [(s, e) for s, e in spans if len(text[s:e].split()) >= MIN_WORDS or text[s:e].startswith("```")]
+
+
+def _split(text: str, start: int, stop: int) -> list[tuple[int, int]]:
+    out, at = [], start
+    for m in _SENTENCE.finditer(text, start, stop):
+        out.append((at, m.start()))
+        at = m.end()
+    out.append((at, stop))
+    return [(s + len(text[s:e]) - len(text[s:e].lstrip()), s + len(text[s:e].rstrip())) for s, e in out
+            if text[s:e].strip()]
+
+
+class Attributor:
+    """Scores an answer's sentences against the snippets its prompt showed; uses only loaded encoders."""
+
+    def __init__(self, embed: Embed, vectors: Vectors) -> None:
+        self.embed, self.vectors = embed, vectors
+
+    def attribute(self, text: str, snippets: Sequence[Hit]) -> Attribution:
+        spans = sentences(text)
+        if not spans or not snippets:
+            return Attribution(tuple(Claim(text[s:e], s, e) for s, e in spans))
+        claims = [text[s:e] for s, e in spans]
+        terms = [set(query_terms(c)) for c in claims]
+        lines = [[set(query_terms(line)) for line in h.snippet.split("\n")] for h in snippets]
+        bags = [set().union(*rows) if rows else set() for rows in lines]
+        idf = _idf(bags)
+        sims = self._similarities(claims, snippets)
+        out = []
+        for i, (s, e) in enumerate(spans):
+            scores = [_support(terms[i], bag, idf, float(sims[i, j])) for j, bag in enumerate(bags)]
+            j = int(np.argmax(scores))
+            if scores[j] < SUPPORTED:
+                out.append(Claim(claims[i], s, e, support=round(scores[j], 3)))
+                continue
+            first, last = _best_lines(terms[i], lines[j], idf)
+            hit = snippets[j]
+            out.append(Claim(claims[i], s, e, hit.path, hit.start_line + first, hit.start_line + last,
+                             round(scores[j], 3)))
+        return Attribution(tuple(out))
+
+    def _similarities(self, claims: Sequence[str], snippets: Sequence[Hit]) -> np.ndarray:
+        stored = self.vectors(snippets)
+        missing = [i for i, v in enumerate(stored) if v is None]
+        fresh = self.embed([*claims, *(embed_text(snippets[i]) for i in missing)])
+        vecs = [v for v in stored]
+        for row, i in enumerate(missing):
+            vecs[i] = fresh[len(claims) + row]
+        return np.asarray(fresh[: len(claims)]) @ np.stack([np.asarray(v) for v in vecs]).T
+
+
+def embed_text(hit: Hit) -> str:
+    return as_chunk(hit).embed_text()
+
+
+def as_chunk(hit: Hit) -> Chunk:
+    """The indexed chunk a hit came from (its content hash finds the stored vector)."""
+    return Chunk(hit.path, hit.start_line, hit.end_line, hit.language, hit.symbol, hit.kind, hit.snippet)
+
+
+def _idf(bags: Sequence[set[str]]) -> dict[str, float]:
+    n = len(bags)
+    df: dict[str, int] = {}
+    for bag in bags:
+        for t in bag:
+            df[t] = df.get(t, 0) + 1
+    return {t: math.log(1 + n / d) for t, d in df.items()} | {"": math.log(1 + n)}
+
+
+def _support(terms: set[str], bag: set[str], idf: dict[str, float], sim: float) -> float:
+    """Shared rare terms (share of the sentence's term weight found in the snippet) blended with the
+    rescaled vector similarity."""
+    unseen = idf[""]  # a term no snippet has weighs like the rarest: generic prose earns little support
+    total = sum(idf.get(t, unseen) for t in terms)
+    lexical = sum(idf[t] for t in terms & bag) / total if total else 0.0
+    semantic = min(1.0, max(0.0, (sim - SIM_FLOOR) / (SIM_CEIL - SIM_FLOOR)))
+    return LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * semantic
+
+
+def _best_lines(terms: set[str], rows: Sequence[set[str]], idf: dict[str, float]) -> tuple[int, int]:
+    """0-based first and last line of the window (at most ``CITE_LINES``) carrying most of the sentence's
+    term weight, trimmed to lines that carry some; the snippet's head when no line shares a term."""
+    weights = [sum(idf.get(t, 0.0) for t in terms & row) for row in rows]
+    if not any(weights):
+        return 0, min(len(rows), CITE_LINES) - 1
+    size = min(CITE_LINES, len(rows))
+    sums = [sum(weights[i : i + size]) for i in range(len(rows) - size + 1)]
+    start = int(np.argmax(sums))
+    window = range(start, start + size)
+    used = [i for i in window if weights[i] > 0]
+    return used[0], used[-1]

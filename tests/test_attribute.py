@@ -1,0 +1,95 @@
+"""Attribution: answer sentences cited by the real encoders against the snippets the prompt showed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from localpilot.attribute import UNSUPPORTED, Attributor, sentences
+from localpilot.experts.embedder import HashEmbedder
+from localpilot.experts.llm import ScriptedGenerator
+from localpilot.service import Assistant
+from localpilot.types import Hit
+from tests.conftest import Repo
+
+ROUTES = '''import re
+
+
+def route_pattern(path):
+    """Turn a route path such as /users/{id:int} into a regular expression."""
+    pattern = "^"
+    for name, kind in re.findall(r"{(\\\\w+):(\\\\w+)}", path):
+        converter = CONVERTERS[kind]
+        pattern += f"(?P<{name}>{converter.regex})"
+    return re.compile(pattern + "$")
+
+
+def redirect_slashes(request):
+    """Send a request for /path/ to /path."""
+    url = request.url
+    if url.path.endswith("/"):
+        return url.replace(path=url.path.rstrip("/"))
+    return None
+'''
+
+MAIL = '''def send_invoice_email(customer, invoice):
+    """Mail an invoice as a PDF attachment."""
+    pdf = render_pdf(invoice)
+    message = Message(to=customer.email, subject="Your invoice")
+    message.attach("invoice.pdf", pdf)
+    smtp_send(message)
+'''
+
+
+def test_sentences_keep_code_blocks_whole_and_skip_fragments() -> None:
+    text = "It compiles the path. Done.\n```python\nx = 1\ny = 2\n```\nThen the regex is returned to the caller."
+    parts = [text[s:e] for s, e in sentences(text)]
+    assert parts == ["It compiles the path.", "```python\nx = 1\ny = 2\n```", "Then the regex is returned to the caller."]
+
+
+def test_each_claim_is_cited_with_the_lines_that_support_it(make_repo: Callable[..., Repo],
+                                                              assistant_for: Callable[..., Assistant]) -> None:
+    repo = make_repo({"routing.py": ROUTES, "mail.py": MAIL})
+    a = assistant_for(repo)
+    a.index()
+    hits = a.search("how is a route path turned into a regular expression", 5)
+    answer = ("route_pattern builds the pattern from each {name:kind} part, using the converter's regex. "
+              "Invoices are mailed as a PDF attachment by send_invoice_email. "
+              "The weather in Lisbon is usually mild in spring.")
+    attribution = a.attributor.attribute(answer, hits)
+    first, second, third = attribution.claims
+    assert first.path == "routing.py" and 4 <= first.start_line <= first.end_line <= 10
+    assert first.end_line - first.start_line < 8  # lines, not the whole chunk
+    assert second.path == "mail.py" and second.supported
+    assert not third.supported  # nothing shown supports it
+    marked = attribution.annotate(answer)
+    assert f"[routing.py:{first.start_line}-{first.end_line}]" in marked and marked.endswith(UNSUPPORTED)
+    assert attribution.sources()[0][3] >= attribution.sources()[-1][3]  # best supported first
+
+
+def test_ask_cites_by_attribution_when_the_model_writes_no_lines(make_repo: Callable[..., Repo], minilm: object) -> None:
+    repo = make_repo({"routing.py": ROUTES, "mail.py": MAIL})
+    small = ScriptedGenerator(script="The route_pattern function builds a regular expression from the route path.")
+    from localpilot.config import load_settings
+
+    a = Assistant(repo.root, load_settings(repo.root), embedder=minilm, generators={"small": small})  # type: ignore[arg-type]
+    try:
+        a.index()
+        done = [e for e in a.ask("How is a route path like /users/{id:int} turned into a regex?")][-1]
+        answer = done.answer
+        assert answer is not None and answer.expert == "small"
+        assert answer.citations and answer.citations[0].how == "attributed"
+        top = answer.citations[0]
+        assert top.path == "routing.py" and 4 <= top.start_line <= top.end_line <= 10
+        assert f"[routing.py:{top.start_line}-{top.end_line}]" in answer.text
+        assert answer.coverage == 1.0 and answer.to_dict()["claims"][0]["path"] == "routing.py"
+    finally:
+        a.close()
+
+
+def test_attribution_without_stored_vectors_embeds_the_snippets() -> None:
+    hit = Hit("a.py", 10, 12, "parse_header", "python", "function", 1.0,
+              "def parse_header(line):\n    key, value = line.split(':', 1)\n    return key.strip(), value.strip()")
+    embedder = HashEmbedder()
+    attributor = Attributor(embedder.embed, lambda hits: [None for _ in hits])
+    claims = attributor.attribute("parse_header splits the line at the first colon into key and value.", [hit]).claims
+    assert claims[0].path == "a.py" and 10 <= claims[0].start_line <= claims[0].end_line <= 12
