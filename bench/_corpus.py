@@ -68,8 +68,19 @@ class Corpus:
 # --------------------------------------------------------------------------------------------- sdists
 
 
+def reserved() -> set[str]:
+    """Names in ../shared/reserved-packages.txt: kept for independent evaluation, never benchmarked here."""
+    path = Path(__file__).resolve().parents[2] / "shared" / "reserved-packages.txt"
+    if not path.is_file():
+        return set()
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return {line.lower() for line in lines if line}
+
+
 def fetch_sdist(name: str, version: str, cache: Path = CACHE) -> Path:
-    """The sdist archive of ``name==version``, downloaded once with pip."""
+    """The sdist archive of ``name==version``, downloaded once with pip; a reserved package is refused."""
+    if name.lower() in reserved():
+        raise SystemExit(f"{name} is reserved for independent evaluation (../shared/reserved-packages.txt)")
     cache.mkdir(parents=True, exist_ok=True)
     found = _find_archive(cache, name, version)
     if found:

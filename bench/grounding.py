@@ -186,7 +186,9 @@ def eval_sets(work: Path, per_repo: int) -> dict[str, tuple[Path, list[Question]
     return sets
 
 
-def dev_set(work: Path) -> tuple[Path, list[Question]]:
+def dev_set(work: Path, n_auto: int = 30) -> tuple[Path, list[Question]]:
+    """requests: the hand-written questions, as many written the evaluation sets' way from other documented
+    functions (the harder kind, so that the fit sees wrong answers too), and the unanswerable ones."""
     meta = load_toml("grounding_requests.toml")
     root = work / "requests"
     targets = source_repo(root, meta["package"], meta["version"])
@@ -194,6 +196,9 @@ def dev_set(work: Path) -> tuple[Path, list[Question]]:
     for item in meta["question"]:
         t = targets[(item["path"], item["function"])]
         out.append(Question(item["q"], t.path, t.qualname, t.start_line, t.end_line))
+    taken = {(q.path, q.symbol) for q in out}
+    auto = [q for q in python_questions(root) if (q.path, q.symbol) not in taken]
+    out += random.Random(16).sample(auto, min(n_auto, len(auto)))
     return root, out + unanswerable("requests")
 
 

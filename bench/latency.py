@@ -1,7 +1,7 @@
 """Query latency of a warm localpilot process on a ≥5k-chunk index: retrieve (three channels + fusion) and
 rerank, p50/p95, with the reranker on and off, on this machine's cores.
 
-Corpus: docstring-stripped sdists (default rich, click, jinja2, werkzeug; see ``_corpus.py``); queries: the
+Corpus: docstring-stripped sdists (default pygments, click, jinja2, docutils; see ``_corpus.py``); queries: the
 first docstring sentences of its functions (a fixed-seed sample), plus a few identifier queries.
 
 Usage: .venv/bin/python bench/latency.py [--queries 100] [--workdir DIR] [--out results.json]
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _corpus import build_corpus, percentile, run_bench
 
 log = logging.getLogger("bench.latency")
-PACKAGES = {"rich": "15.0.0", "click": "8.5.1", "jinja2": "3.1.6", "werkzeug": "3.1.9"}
+PACKAGES = {"pygments": "2.19.2", "click": "8.5.1", "jinja2": "3.1.6", "docutils": "0.21.2"}  # none reserved
 
 
 def measure(a: Any, queries: Sequence[str]) -> dict[str, float]:

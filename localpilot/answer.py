@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 from localpilot.attribute import Attribution, Claim
 from localpilot.experts.llm import Generator, Token
@@ -252,14 +252,39 @@ class Answer:
                 "escalated_from": self.escalated_from, "hits": [h.to_dict() for h in self.hits]}
 
 
-@dataclass
+EventKind = Literal["route", "hits", "token", "escalate", "done"]
+
+
+@dataclass(frozen=True)
 class AskEvent:
     """A step of answering, for front-ends that show progress: route, hits, token, escalate, done."""
 
-    kind: str
+    kind: EventKind
     text: str = ""
     answer: Answer | None = None
     hits: list[Hit] = field(default_factory=list)
+
+
+class AnswerStream:
+    """The events of one request, iterated by the thread that asked (front-ends that show progress), and
+    ``result()``: the Answer, reading whatever events are left (front-ends that only want the answer)."""
+
+    def __init__(self, events: Iterator[AskEvent]) -> None:
+        self._events = events
+        self._answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[AskEvent]:
+        for event in self._events:
+            if event.kind == "done":
+                self._answer = event.answer
+            yield event
+
+    def result(self) -> Answer:
+        for _ in self:
+            pass
+        if self._answer is None:
+            raise RuntimeError("the answer stream ended without an answer")
+        return self._answer
 
 
 def search_answer_text(hits: Sequence[Hit]) -> str:

@@ -68,7 +68,7 @@ class Request:
     hits: list[Hit] = field(default_factory=list)
     signals: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    started: float = field(default_factory=time.perf_counter)
+    started: float = field(default_factory=lambda: time.perf_counter())  # looked up at call time (tests freeze it)
     escalated_from: str = ""
 
 

@@ -469,39 +469,21 @@ def _models_use(args: argparse.Namespace, settings: Any) -> int:
 
 
 def _set_toml_key(path: Path, key: str, value: str) -> None:
-    """Set a top-level string key in a TOML file, keeping every other line (comments included)."""
-    import re
+    """Set a top-level string key in a TOML file with tomlkit, keeping every other line (comments included)."""
+    import tomlkit
+    from tomlkit.exceptions import TOMLKitError
 
     from localpilot.errors import ConfigError
 
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover
-        import tomli as tomllib
-
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     try:
-        tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+        doc = tomlkit.parse(text)
+    except TOMLKitError as exc:
         raise ConfigError(f"cannot update {path}: it is not valid TOML ({exc}); fix or remove it") from exc
-    line = f"{key} = {json.dumps(value)}"  # a JSON string is a valid TOML basic string
-    lines = text.splitlines()
-    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
-    for i, old in enumerate(lines):
-        if old.lstrip().startswith("["):
-            lines.insert(0, line)  # top-level keys end at the first table
-            break
-        if pattern.match(old):
-            lines[i] = line
-            break
-    else:
-        lines.insert(0, line)
-    new = "\n".join(lines) + "\n"
-    if tomllib.loads(new).get(key) != value:  # pragma: no cover - e.g. a multi-line value we did not replace
-        raise ConfigError(f"cannot update {path} safely; set {key} = {json.dumps(value)} by hand")
+    doc[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(new, encoding="utf-8")
+    tmp.write_text(tomlkit.dumps(doc), encoding="utf-8")
     tmp.replace(path)
 
 

@@ -34,8 +34,12 @@ class Logistic:
         z = self.bias + sum(w * float(signals.get(f, 0.0)) for f, w in zip(self.features, self.weights, strict=True))
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
+    def applies(self, signals: Mapping[str, float]) -> bool:
+        """Every feature was measured (no reranker, for one, means no reranker signals: never guessed)."""
+        return all(f in signals for f in self.features)
+
     def says_no(self, signals: Mapping[str, float]) -> bool:
-        return self.probability(signals) < self.threshold
+        return self.applies(signals) and self.probability(signals) < self.threshold
 
     def to_toml(self, name: str) -> str:
         feats = ", ".join(f'"{f}"' for f in self.features)

@@ -114,7 +114,7 @@ class Router:
     def judge_draft(self, signals: Mapping[str, float]) -> Route | None:
         """The big model's route when the small model's held-back draft is likely wrong, else None."""
         model = self.confidence.correct
-        if model is not None:
+        if model is not None and model.applies(signals):
             if not model.says_no(signals):
                 return None
             p = model.probability(signals)

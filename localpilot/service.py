@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localpilot.answer import AskEvent, Conversation
+from localpilot.answer import AnswerStream, Conversation
 from localpilot.complete import Completer, Completion
 from localpilot.config import Settings, load_settings
 from localpilot.errors import IndexBusy, IndexMissing, LocalpilotError, ModelNotFound, StoreError
@@ -277,9 +277,9 @@ class Assistant:
 
     def use_llm(self, name: str, which: str = "small") -> None:
         """Switch the small (or big) model for the next request; the old one is unloaded."""
-        field_name = "llm" if which == "small" else "big_llm"
         with self._lazy:
-            self.settings = replace(self.settings, **{field_name: name})
+            self.settings = replace(self.settings, llm=name) if which == "small" else \
+                replace(self.settings, big_llm=name)
             self._generators.pop(which, None)
             if which == "small":
                 self._generators.pop("fim", None)
@@ -294,14 +294,15 @@ class Assistant:
             return self._router
 
     def ask(self, question: str, conversation: Conversation | None = None, expert: str | None = None,
-            cancel: threading.Event | None = None) -> Iterator[AskEvent]:
-        """Answer ``question`` with the cheapest expert that can: events stream as the answer is made;
-        the last event (``done``) carries the Answer. Follow-ups pass the same ``conversation``."""
+            cancel: threading.Event | None = None) -> AnswerStream:
+        """Answer ``question`` with the cheapest expert that can: iterate the stream for events as the answer
+        is made (the last, ``done``, carries the Answer), or call ``.result()``. Follow-ups pass the same
+        ``conversation``."""
         from localpilot.asking import answer_request
 
         self._require_index()
-        return answer_request(self, question, conversation if conversation is not None else Conversation(),
-                              expert, cancel)
+        return AnswerStream(answer_request(self, question, conversation if conversation is not None
+                                           else Conversation(), expert, cancel))
 
     def indexed_state(self) -> IndexState | None:
         """The index's tables if this repo has been indexed, else None; creates and loads nothing."""

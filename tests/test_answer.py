@@ -180,3 +180,13 @@ def test_path_only_citations_get_the_lines_of_the_snippet_shown() -> None:
     shown = [hit("src/a.py", 5, 9, "f"), hit("src/a.py", 20, 30, "g")]
     text = complete_citations("Done in [src/a.py] and [`src/b.py`].", shown)
     assert text == "Done in [src/a.py:5-9] and [`src/b.py`]."
+
+
+def test_answer_stream_gives_events_or_just_the_result(fake_assistant: Callable[..., Assistant]) -> None:
+    a = fake_assistant(ScriptedGenerator(script="It retries in retry_upload."))
+    stream = a.ask("how many times do we retry uploads?")
+    first = next(iter(stream))
+    assert first.kind == "route"
+    answer = stream.result()  # reads what is left
+    assert answer.expert == "small" and "retry_upload" in answer.text
+    assert [e.kind for e in a.ask("find retry_upload")][-1] == "done"

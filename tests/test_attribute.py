@@ -43,7 +43,8 @@ MAIL = '''def send_invoice_email(customer, invoice):
 def test_sentences_keep_code_blocks_whole_and_skip_fragments() -> None:
     text = "It compiles the path. Done.\n```python\nx = 1\ny = 2\n```\nThen the regex is returned to the caller."
     parts = [text[s:e] for s, e in sentences(text)]
-    assert parts == ["It compiles the path.", "```python\nx = 1\ny = 2\n```", "Then the regex is returned to the caller."]
+    assert parts == ["It compiles the path.", "```python\nx = 1\ny = 2\n```",
+                     "Then the regex is returned to the caller."]
 
 
 def test_each_claim_is_cited_with_the_lines_that_support_it(make_repo: Callable[..., Repo],
@@ -66,7 +67,8 @@ def test_each_claim_is_cited_with_the_lines_that_support_it(make_repo: Callable[
     assert attribution.sources()[0][3] >= attribution.sources()[-1][3]  # best supported first
 
 
-def test_ask_cites_by_attribution_when_the_model_writes_no_lines(make_repo: Callable[..., Repo], minilm: object) -> None:
+def test_ask_cites_by_attribution_when_the_model_writes_no_lines(make_repo: Callable[..., Repo],
+                                                                 minilm: object) -> None:
     repo = make_repo({"routing.py": ROUTES, "mail.py": MAIL})
     small = ScriptedGenerator(script="The route_pattern function builds a regular expression from the route path.")
     from localpilot.config import load_settings
@@ -93,3 +95,22 @@ def test_attribution_without_stored_vectors_embeds_the_snippets() -> None:
     attributor = Attributor(embedder.embed, lambda hits: [None for _ in hits])
     claims = attributor.attribute("parse_header splits the line at the first colon into key and value.", [hit]).claims
     assert claims[0].path == "a.py" and 10 <= claims[0].start_line <= claims[0].end_line <= 12
+
+
+def test_a_question_the_code_cannot_answer_is_not_found_without_an_llm(make_repo: Callable[..., Repo],
+                                                                       minilm: object) -> None:
+    from localpilot.config import load_settings
+
+    repo = make_repo({"routing.py": ROUTES, "mail.py": MAIL})
+    small = ScriptedGenerator(script="SMS reminders are sent by the reminder service.")
+    a = Assistant(repo.root, load_settings(repo.root), embedder=minilm, generators={"small": small})  # type: ignore[arg-type]
+    try:
+        a.index()
+        answer = [e for e in a.ask("How do we send SMS reminders to users?")][-1].answer
+        assert answer is not None and answer.expert == "search" and small.calls == []
+        assert answer.text.startswith("Not found in this repository") and answer.reason.startswith("not found")
+        assert answer.hits and "Nearest code" in answer.text  # the nearest hits, not an invented answer
+        forced = [e for e in a.ask("How do we send SMS reminders to users?", expert="small")][-1].answer
+        assert forced is not None and forced.expert == "small"  # asking an expert by name still gets it
+    finally:
+        a.close()

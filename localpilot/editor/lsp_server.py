@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -21,7 +22,7 @@ from lsprotocol import types as t
 from pygls.lsp.server import LanguageServer
 
 from localpilot import __version__
-from localpilot.answer import Conversation
+from localpilot.answer import Answer, Conversation
 from localpilot.editor.guard import LockedWriter, lsp_filter, start_filter
 from localpilot.errors import LocalpilotError
 from localpilot.paths import inside
@@ -163,12 +164,8 @@ async def _complete(ls: LocalpilotLanguageServer, uri: str, pos: t.Position) -> 
 
 
 async def _answer(ls: LocalpilotLanguageServer, question: str) -> dict[str, Any]:
-    def run() -> Any:
-        done = None
-        for event in ls.assistant.ask(question, Conversation()):
-            if event.kind == "done":
-                done = event.answer
-        return done
+    def run() -> Answer:
+        return ls.assistant.ask(question, Conversation()).result()
 
     ls.window_log_message(t.LogMessageParams(type=t.MessageType.Info, message=f"localpilot: answering {question[:80]}"))
     try:
@@ -176,8 +173,6 @@ async def _answer(ls: LocalpilotLanguageServer, question: str) -> dict[str, Any]
     except LocalpilotError as exc:
         ls.window_show_message(t.ShowMessageParams(type=t.MessageType.Error, message=f"localpilot: {exc}"))
         return {"error": str(exc)}
-    if answer is None:  # the stream ended without an answer (cancelled)
-        return {"error": "no answer"}
     sources = "\n".join(f"{c.path}:{c.start_line}-{c.end_line}" for c in answer.citations)
     ls.window_show_message(t.ShowMessageParams(type=t.MessageType.Info,
                                                message=answer.text + (f"\n\nSources:\n{sources}" if sources else "")))
@@ -203,7 +198,7 @@ def _range_dict(r: t.Range) -> dict[str, Any]:
             "end": {"line": r.end.line, "character": r.end.character}}
 
 
-def _word_at(lines: list[str], pos: t.Position) -> str:
+def _word_at(lines: Sequence[str], pos: t.Position) -> str:
     if pos.line >= len(lines):
         return ""
     for match in IDENT.finditer(lines[pos.line]):

@@ -53,11 +53,7 @@ def build(assistant: Assistant) -> MCPServer:
             raise ToolError("question is empty")
 
         def run() -> dict[str, Any]:
-            done: dict[str, Any] = {}
-            for event in assistant.ask(question, Conversation()):
-                if event.kind == "done" and event.answer is not None:
-                    done = event.answer.to_dict()
-            return done
+            return assistant.ask(question, Conversation()).result().to_dict()
 
         return await _call(run)
 
@@ -97,7 +93,7 @@ def serve(assistant: Assistant, wire: LockedWriter) -> None:
 
     async def main() -> None:
         stdin = anyio.wrap_file(io.TextIOWrapper(source, encoding="utf-8", errors="replace"))
-        stdout = anyio.wrap_file(io.TextIOWrapper(wire, encoding="utf-8", write_through=True))  # type: ignore[arg-type]
+        stdout = anyio.wrap_file(io.TextIOWrapper(wire, encoding="utf-8", write_through=True))  # type: ignore[arg-type,type-var]
         async with stdio_server(stdin, stdout) as (read_stream, write_stream):
             low = server._lowlevel_server
             await low.run(read_stream, write_stream, low.create_initialization_options())

@@ -66,8 +66,9 @@ def detectors() -> tuple[Detector, ...]:
     """One instance of every detect-secrets plugin we use (stateless after construction: safe from any thread)."""
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 
-    out = []
-    for kind, cls in sorted(get_mapping_from_secret_type_to_class().items()):
+    out: list[Any] = []
+    plugins: dict[str, Any] = dict(get_mapping_from_secret_type_to_class())
+    for kind, cls in sorted(plugins.items()):
         if cls.__name__ in SKIPPED_PLUGINS:
             continue
         out.append(Detector(kind, cls()))

@@ -52,13 +52,13 @@ class Watcher:
         handler = _Handler(self)
         try:
             observer = Observer()
-            observer.schedule(handler, str(self.root), recursive=True)
+            observer.schedule(handler, str(self.root), recursive=True)  # type: ignore[arg-type]
             observer.start()
             self.mode = type(observer).__name__.replace("Observer", "").lower() or "native"
         except OSError as exc:  # ENOSPC: inotify watch limit; EMFILE: too many instances
             log.warning("file watching is limited (%s); falling back to polling every second", exc)
             observer = PollingObserver(timeout=1.0)
-            observer.schedule(handler, str(self.root), recursive=True)
+            observer.schedule(handler, str(self.root), recursive=True)  # type: ignore[arg-type]
             observer.start()
             self.mode = "polling"
         self._observer = observer

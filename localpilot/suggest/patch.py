@@ -33,7 +33,8 @@ def parse(diff: str) -> list[FilePatch]:
         if m and patches:
             old_n = int(m.group(2)) if m.group(2) is not None else 1
             new_n = int(m.group(4)) if m.group(4) is not None else 1
-            old, new = [], []
+            old: list[str] = []
+            new: list[str] = []
             i += 1
             while i < len(lines) and (len(old) < old_n or len(new) < new_n):
                 line = lines[i]

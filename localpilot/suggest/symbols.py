@@ -122,7 +122,7 @@ def symbol_changes(path: str, old_text: str | None, new_text: str | None, old_pa
     out: list[SymbolChange] = []
     if new_text is not None:
         if old_text is None:
-            touched, deleted_at = set(range(1, new_text.count("\n") + 2)), set()
+            touched, deleted_at = set(range(1, new_text.count("\n") + 2)), set[int]()
         else:
             touched, deleted_at = changed_lines(old_text, new_text)
         hit: dict[str, list[int]] = {}

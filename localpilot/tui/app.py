@@ -12,6 +12,7 @@ import shlex
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,8 @@ class Commands(Provider):
     async def search(self, query: str) -> Hits:
         app = self.app
         assert isinstance(app, LocalpilotApp)
-        entries = [("Re-index the repository", app.action_reindex), ("Switch model", app.action_pick_model),
+        entries: list[tuple[str, Callable[[], Any]]] = [
+                   ("Re-index the repository", app.action_reindex), ("Switch model", app.action_pick_model),
                    ("New conversation (clear chat)", app.action_new_conversation),
                    ("Search mode", partial(app.action_show_tab, "search")),
                    ("Chat mode", partial(app.action_show_tab, "chat"))]
@@ -170,12 +172,12 @@ class LocalpilotApp(App[None]):
                 if event.kind == "token":
                     pending += event.text
                     if time.monotonic() - flushed >= STREAM_FLUSH_S:
-                        self.call_from_thread(self._append, md, pending)
+                        self.call_from_thread(self._append, md, pending)  # type: ignore[arg-type]  # textual's stub
                         pending, flushed = "", time.monotonic()
                 elif event.kind in {"route", "escalate"}:
                     self.call_from_thread(meta.update, Text(f"{event.kind}: {event.text}"))
                 elif event.kind == "done" and event.answer is not None:
-                    self.call_from_thread(self._done, event.answer, md, meta, cancel.is_set())
+                    self.call_from_thread(self._done, event.answer, md, meta, cancel.is_set())  # type: ignore[arg-type]
         except IndexMissing:
             self.call_from_thread(self._failed, meta, "the index is not ready yet: wait for indexing to finish "
                                   "(progress at the top) or press Ctrl+R to index")
