@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
 
 from localpilot.attribute import UNSUPPORTED, Attributor, sentences
-from localpilot.experts.embedder import HashEmbedder
+from localpilot.config import load_settings
+from localpilot.experts.embedder import HashEmbedder, SentenceTransformerEmbedder
 from localpilot.experts.llm import ScriptedGenerator
 from localpilot.service import Assistant
 from localpilot.types import Hit
@@ -67,25 +70,34 @@ def test_each_claim_is_cited_with_the_lines_that_support_it(make_repo: Callable[
     assert attribution.sources()[0][3] >= attribution.sources()[-1][3]  # best supported first
 
 
-def test_ask_cites_by_attribution_when_the_model_writes_no_lines(make_repo: Callable[..., Repo],
-                                                                 minilm: object) -> None:
+@pytest.fixture
+def scripted(make_repo: Callable[..., Repo],
+             minilm: SentenceTransformerEmbedder) -> Iterator[Callable[[str], Assistant]]:
+    """A real Assistant (the default embedder and reranker, Chroma) over routing.py and mail.py whose small
+    model says ``script``; indexed, closed at teardown."""
     repo = make_repo({"routing.py": ROUTES, "mail.py": MAIL})
-    small = ScriptedGenerator(script="The route_pattern function builds a regular expression from the route path.")
-    from localpilot.config import load_settings
+    made: list[Assistant] = []
 
-    a = Assistant(repo.root, load_settings(repo.root), embedder=minilm, generators={"small": small})  # type: ignore[arg-type]
-    try:
-        a.index()
-        done = [e for e in a.ask("How is a route path like /users/{id:int} turned into a regex?")][-1]
-        answer = done.answer
-        assert answer is not None and answer.expert == "small"
-        assert answer.citations and answer.citations[0].how == "attributed"
-        top = answer.citations[0]
-        assert top.path == "routing.py" and 4 <= top.start_line <= top.end_line <= 10
-        assert f"[routing.py:{top.start_line}-{top.end_line}]" in answer.text
-        assert answer.coverage == 1.0 and answer.to_dict()["claims"][0]["path"] == "routing.py"
-    finally:
+    def build(script: str) -> Assistant:
+        small = ScriptedGenerator(script=script)
+        made.append(Assistant(repo.root, load_settings(repo.root), embedder=minilm, generators={"small": small}))
+        made[-1].index()
+        return made[-1]
+
+    yield build
+    for a in made:
         a.close()
+
+
+def test_ask_cites_by_attribution_when_the_model_writes_no_lines(scripted: Callable[[str], Assistant]) -> None:
+    a = scripted("The route_pattern function builds a regular expression from the route path.")
+    answer = a.ask("How is a route path like /users/{id:int} turned into a regex?").result()
+    assert answer.expert == "small"
+    assert answer.citations and answer.citations[0].how == "attributed"
+    top = answer.citations[0]
+    assert top.path == "routing.py" and 4 <= top.start_line <= top.end_line <= 10
+    assert f"[routing.py:{top.start_line}-{top.end_line}]" in answer.text
+    assert answer.coverage == 1.0 and answer.to_dict()["claims"][0]["path"] == "routing.py"
 
 
 def test_attribution_without_stored_vectors_embeds_the_snippets() -> None:
@@ -97,20 +109,11 @@ def test_attribution_without_stored_vectors_embeds_the_snippets() -> None:
     assert claims[0].path == "a.py" and 10 <= claims[0].start_line <= claims[0].end_line <= 12
 
 
-def test_a_question_the_code_cannot_answer_is_not_found_without_an_llm(make_repo: Callable[..., Repo],
-                                                                       minilm: object) -> None:
-    from localpilot.config import load_settings
-
-    repo = make_repo({"routing.py": ROUTES, "mail.py": MAIL})
-    small = ScriptedGenerator(script="SMS reminders are sent by the reminder service.")
-    a = Assistant(repo.root, load_settings(repo.root), embedder=minilm, generators={"small": small})  # type: ignore[arg-type]
-    try:
-        a.index()
-        answer = [e for e in a.ask("How do we send SMS reminders to users?")][-1].answer
-        assert answer is not None and answer.expert == "search" and small.calls == []
-        assert answer.text.startswith("Not found in this repository") and answer.reason.startswith("not found")
-        assert answer.hits and "Nearest code" in answer.text  # the nearest hits, not an invented answer
-        forced = [e for e in a.ask("How do we send SMS reminders to users?", expert="small")][-1].answer
-        assert forced is not None and forced.expert == "small"  # asking an expert by name still gets it
-    finally:
-        a.close()
+def test_a_question_the_code_cannot_answer_is_not_found_without_an_llm(scripted: Callable[[str], Assistant]) -> None:
+    a = scripted("SMS reminders are sent by the reminder service.")
+    answer = a.ask("How do we send SMS reminders to users?").result()
+    assert answer.expert == "search" and answer.model == ""  # no LLM ran
+    assert answer.text.startswith("Not found in this repository") and answer.reason.startswith("not found")
+    assert answer.hits and "Nearest code" in answer.text  # the nearest hits, not an invented answer
+    forced = a.ask("How do we send SMS reminders to users?", expert="small").result()
+    assert forced.expert == "small"  # asking an expert by name still gets it
