@@ -141,6 +141,8 @@ def _comment_above(lines: Sequence[str], i: int, suffix: str) -> list[str]:
         while j >= 0 and lines[j].startswith("//"):
             j -= 1
         return list(lines[j + 1 : i])
+    while j >= 0 and not lines[j].strip():  # koa leaves a blank line between a JSDoc block and its function
+        j -= 1
     if j < 0 or not lines[j].strip().endswith("*/"):
         return []
     while j >= 0 and "/**" not in lines[j]:
@@ -148,14 +150,14 @@ def _comment_above(lines: Sequence[str], i: int, suffix: str) -> list[str]:
     return list(lines[j:i]) if j >= 0 else []
 
 
-def js_repo(dest: Path) -> Path:
+def js_repo(dest: Path, package: str = "ws", version: str = "8.18.3") -> Path:
     import subprocess
     import tarfile
 
-    tgz = CACHE / "ws-8.18.3.tgz"
+    tgz = CACHE / f"{package}-{version}.tgz"
     if not tgz.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "pack", "ws@8.18.3"], cwd=CACHE, check=True, capture_output=True)
+        subprocess.run(["npm", "pack", f"{package}@{version}"], cwd=CACHE, check=True, capture_output=True)
     with tarfile.open(tgz) as tf:
         for member in tf.getmembers():
             if member.isfile() and member.name.endswith(".js"):
@@ -351,7 +353,18 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 
     started = time.perf_counter()
     report: dict[str, Any] = {"benchmark": "grounding", "answer_tokens": ANSWER_TOKENS}
-    if args.fit:
+    if args.dev_js:  # a JavaScript dev set (koa): looked at to improve attribution, never the evaluation repos
+        root = work / "koa"
+        if not (root / ".git").is_dir():
+            js_repo(root, "koa", "2.16.1")
+            init_repo(root)
+        found = brace_questions(root, ".js")
+        questions = random.Random(16).sample(found, min(30, len(found)))
+        a = assistant(root, work)
+        rows = run_set(a, questions, "small")
+        report["dev_js"] = {"summary": summarize(rows), "rows": rows}
+        a.close()
+    elif args.fit:
         root, questions = dev_set(work)
         a = assistant(root, work)
         a.router.confidence = Confidence(None, None)  # fit on what the experts say without any estimate
@@ -375,9 +388,13 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 
 
 def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
-    from localpilot.confidence import Confidence
+    from localpilot.confidence import Confidence, _logistic
+    from localpilot.resources import read_toml
 
     confidence = Confidence.load()
+    if confidence.correct is None:  # not shipped: measure the candidate the fit wrote
+        candidate = _logistic(read_toml(ROOT / "models" / "confidence.toml").get("correct_candidate"))
+        confidence = Confidence(confidence.answerable, candidate)
     report: dict[str, Any] = {}
     embedder = small = None
     everything: list[dict[str, Any]] = []
@@ -407,6 +424,7 @@ def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--fit", action="store_true", help="answer the dev set and write models/confidence.toml")
+    p.add_argument("--dev-js", action="store_true", help="answer 30 questions of koa (a JavaScript dev set)")
     p.add_argument("--per-repo", type=int, default=40)
     p.add_argument("--big", type=int, default=12, help="questions per repo also answered by the big model")
     return run_bench(p, argv, "lp-grounding-", _run)

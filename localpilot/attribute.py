@@ -30,6 +30,8 @@ LEXICAL_WEIGHT = 0.6  # support = 0.6 * shared rare terms + 0.4 * vector similar
 SIM_FLOOR, SIM_CEIL = 0.15, 0.65  # code-minilm cosine of a sentence to unrelated / matching code
 SUPPORTED = 0.3  # support a claim needs to be cited (bench/answer.py: dev questions of requests)
 UNSUPPORTED = "[unsupported]"
+COMMENT_MARKS = ("//", "/*", "*", "#", "--")  # a line starting so is a comment in most indexed languages
+COMMENT_KEEPS = 0.25  # share of its weight a comment line keeps; the rest goes to the code it documents
 MIN_WORDS = 4  # shorter sentences ("Here is how.") are not claims
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(\[*-])|\n+")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
@@ -136,7 +138,7 @@ class Attributor:
             if scores[j] < SUPPORTED:
                 out.append(Claim(claims[i], s, e, support=round(scores[j], 3)))
                 continue
-            first, last = _best_lines(terms[i], lines[j], idf)
+            first, last = _best_lines(terms[i], lines[j], idf, snippets[j].snippet.split("\n"))
             hit = snippets[j]
             out.append(Claim(claims[i], s, e, hit.path, hit.start_line + first, hit.start_line + last,
                              round(scores[j], 3)))
@@ -180,15 +182,37 @@ def _support(terms: set[str], bag: set[str], idf: dict[str, float], sim: float) 
     return LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * semantic
 
 
-def _best_lines(terms: set[str], rows: Sequence[set[str]], idf: dict[str, float]) -> tuple[int, int]:
+def _best_lines(terms: set[str], rows: Sequence[set[str]], idf: dict[str, float],
+                text: Sequence[str] = ()) -> tuple[int, int]:
     """0-based first and last line of the window (at most ``CITE_LINES``) carrying most of the sentence's
-    term weight, trimmed to lines that carry some; the snippet's head when no line shares a term."""
+    term weight, trimmed to lines that carry some; the snippet's head when no line shares a term. A comment
+    line passes most of its weight to the code line it documents (the next one that is not a comment): an
+    answer repeats the doc comment, but the citation belongs on the code."""
     weights = [sum(idf.get(t, 0.0) for t in terms & row) for row in rows]
     if not any(weights):
         return 0, min(len(rows), CITE_LINES) - 1
+    comment = _to_code(weights, text)
     size = min(CITE_LINES, len(rows))
     sums = [sum(weights[i : i + size]) for i in range(len(rows) - size + 1)]
     start = int(np.argmax(sums))
-    window = range(start, start + size)
-    used = [i for i in window if weights[i] > 0]
-    return used[0], used[-1]
+    used = [i for i in range(start, start + size) if weights[i] > 0]
+    code = [i for i in used if i not in comment]
+    return (code or used)[0], (code or used)[-1]
+
+
+def _to_code(weights: list[float], text: Sequence[str]) -> set[int]:
+    """Move comment lines' weight onto the code line below them; returns the comment lines."""
+    target = None  # the code line below the current run of comment lines
+    comments: set[int] = set()
+    for i in range(min(len(text), len(weights)) - 1, -1, -1):
+        line = text[i].strip()
+        if not line:
+            continue
+        if not line.startswith(COMMENT_MARKS):
+            target = i
+            continue
+        comments.add(i)
+        if target is not None and weights[i] > 0:
+            weights[target] += (1 - COMMENT_KEEPS) * weights[i]
+            weights[i] *= COMMENT_KEEPS
+    return comments

@@ -117,3 +117,12 @@ def test_a_question_the_code_cannot_answer_is_not_found_without_an_llm(scripted:
     assert answer.hits and "Nearest code" in answer.text  # the nearest hits, not an invented answer
     forced = a.ask("How do we send SMS reminders to users?", expert="small").result()
     assert forced.expert == "small"  # asking an expert by name still gets it
+
+
+def test_a_sentence_repeating_a_doc_comment_cites_the_code_it_documents() -> None:
+    text = ("/**\n * Get the ETag of a response.\n *\n * @return {String}\n */\n\n"
+            "get etag() {\n  return this.get('ETag');\n}")
+    hit = Hit("lib/response.js", 100, 108, "etag", "javascript", "method", 1.0, text)
+    attributor = Attributor(HashEmbedder().embed, lambda hits: [None for _ in hits])
+    claim = attributor.attribute("It returns the ETag of a response from its headers.", [hit]).claims[0]
+    assert claim.path == "lib/response.js" and claim.start_line == 106  # `get etag() {`, not the comment

@@ -28,7 +28,7 @@ def test_missing_or_broken_file_disables_the_decisions(tmp_path: Path) -> None:
 
 def test_the_shipped_file_loads() -> None:
     shipped = Confidence.load()
-    assert shipped.answerable is not None and shipped.correct is not None
+    assert shipped.answerable is not None  # [correct] is not shipped: its held-out AUROC was below chance
 
 
 def test_router_says_not_found_only_on_weak_retrieval() -> None:
