@@ -81,7 +81,8 @@ def answer_request(a: Backend, question: str, conversation: Conversation, expert
     req.hits, req.signals = found.hits, retrieval_signals(found.signals)
     req.timings = {k: round(v, 1) for k, v in found.timings.items()}
     yield AskEvent("hits", hits=req.hits)
-    if route.expert != "search" and not req.forced and (missing := a.router.not_found(req.signals)) is not None:
+    missing = a.router.not_found(req.signals, question) if route.expert != "search" and not req.forced else None
+    if missing is not None:
         route = missing
     if route.expert == "search":
         yield _search_answer(req, route)

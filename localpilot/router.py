@@ -31,6 +31,10 @@ QUESTION_WORDS = re.compile(
     r"describe|write|generate|implement|refactor|fix|compare|difference|walk\s+me)\b", re.I)
 BIG_WORDS = re.compile(r"\b(in\s+(depth|detail)|step[-\s]by[-\s]step|think\s+(hard|carefully)|thorough(ly)?|"
                        r"(big|bigger|larger|best)\s+model)\b", re.I)
+# Questions about the repository as a whole: no one snippet answers them, so weak retrieval is no sign of
+# "not found" (they are answered from what retrieval found).
+BROAD_WORDS = re.compile(r"\b(overview|architecture|structure|design|summar(y|ise|ize)|big\s+picture|what\s+(does|is)"
+                         r"\s+(this|the)\s+(project|repo|repository|library|package|code\s*base|app))\b", re.I)
 IDENTIFIER = re.compile(r"^\s*[\w$@]+(?:[.:/#-][\w$@]+)*(?:\(\))?\s*$")
 
 
@@ -102,10 +106,11 @@ class Router:
                                              f"model's budget ({small_budget})")
         return route
 
-    def not_found(self, signals: Mapping[str, float]) -> Route | None:
-        """A search-only route when retrieval says the repository holds nothing that answers the request."""
+    def not_found(self, signals: Mapping[str, float], request: str = "") -> Route | None:
+        """A search-only route when retrieval says the repository holds nothing that answers the request
+        (never for a question about the repository as a whole)."""
         model = self.confidence.answerable
-        if model is None or not signals or not model.says_no(signals):
+        if model is None or not signals or BROAD_WORDS.search(request) or not model.says_no(signals):
             return None
         p = model.probability(signals)
         return Route("search", f"not found in this repository: the best match is weak (reranker "

@@ -37,6 +37,7 @@ def test_router_says_not_found_only_on_weak_retrieval() -> None:
     assert route is not None and route.expert == "search" and route.reason.startswith("not found")
     assert router.not_found({"rerank_best": 0.8}) is None
     assert router.not_found({"vector_best": 0.1}) is None  # no reranker signals: never guessed
+    assert router.not_found({"rerank_best": 0.02}, "Give me an overview of the architecture") is None
 
 
 def test_router_escalates_a_weak_draft_with_its_reason() -> None:
