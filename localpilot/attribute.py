@@ -138,10 +138,9 @@ class Attributor:
             if scores[j] < SUPPORTED:
                 out.append(Claim(claims[i], s, e, support=round(scores[j], 3)))
                 continue
-            first, last = _best_lines(terms[i], lines[j], idf, snippets[j].snippet.split("\n"))
             hit = snippets[j]
-            out.append(Claim(claims[i], s, e, hit.path, hit.start_line + first, hit.start_line + last,
-                             round(scores[j], 3)))
+            start, end = _span(hit, terms[i], lines[j], idf)
+            out.append(Claim(claims[i], s, e, hit.path, start, end, round(scores[j], 3)))
         return Attribution(tuple(out))
 
     def _similarities(self, claims: Sequence[str], snippets: Sequence[Hit]) -> np.ndarray:
@@ -180,6 +179,16 @@ def _support(terms: set[str], bag: set[str], idf: dict[str, float], sim: float) 
     lexical = sum(idf[t] for t in terms & bag) / total if total else 0.0
     semantic = min(1.0, max(0.0, (sim - SIM_FLOOR) / (SIM_CEIL - SIM_FLOOR)))
     return LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * semantic
+
+
+def _span(hit: Hit, terms: set[str], rows: Sequence[set[str]], idf: dict[str, float]) -> tuple[int, int]:
+    """File lines of the citation. A snippet whose text is not the file's lines one for one (a class or module
+    header chunk, summarised with elisions) is cited from its first line, never past its last."""
+    text = hit.snippet.split("\n")
+    if len(text) != hit.end_line - hit.start_line + 1:
+        return hit.start_line, min(hit.end_line, hit.start_line + CITE_LINES - 1)
+    first, last = _best_lines(terms, rows, idf, text)
+    return hit.start_line + first, min(hit.end_line, hit.start_line + last)
 
 
 def _best_lines(terms: set[str], rows: Sequence[set[str]], idf: dict[str, float],

@@ -126,3 +126,11 @@ def test_a_sentence_repeating_a_doc_comment_cites_the_code_it_documents() -> Non
     attributor = Attributor(HashEmbedder().embed, lambda hits: [None for _ in hits])
     claim = attributor.attribute("It returns the ETag of a response from its headers.", [hit]).claims[0]
     assert claim.path == "lib/response.js" and claim.start_line == 106  # `get etag() {`, not the comment
+
+
+def test_a_summarised_header_chunk_is_cited_within_its_lines() -> None:
+    header = "class Limiter {\n  /**\n   * Adds a job to the queue.\n       ...\n  /**\n   * Runs a job.\n       ..."
+    hit = Hit("lib/limiter.js", 10, 12, "Limiter", "javascript", "header", 1.0, header)  # 7 text lines, 3 file lines
+    attributor = Attributor(HashEmbedder().embed, lambda hits: [None for _ in hits])
+    claim = attributor.attribute("The Limiter runs a job from the queue.", [hit]).claims[0]
+    assert claim.path == "lib/limiter.js" and 10 <= claim.start_line <= claim.end_line <= 12
