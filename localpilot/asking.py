@@ -81,7 +81,10 @@ def answer_request(a: Backend, question: str, conversation: Conversation, expert
     req.hits, req.signals = found.hits, retrieval_signals(found.signals)
     req.timings = {k: round(v, 1) for k, v in found.timings.items()}
     yield AskEvent("hits", hits=req.hits)
-    missing = a.router.not_found(req.signals, question) if route.expert != "search" and not req.forced else None
+    # a follow-up ("and what does it return?") leans on the earlier turns' snippets: never "not found"
+    first_turn = not conversation.turns
+    missing = a.router.not_found(req.signals, question) if route.expert != "search" and not req.forced and \
+        first_turn else None
     if missing is not None:
         route = missing
     if route.expert == "search":

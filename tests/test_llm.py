@@ -173,7 +173,8 @@ def test_ask_through_an_openai_compatible_server(qa_repo: Any, llm_server: str) 
     out = json.loads(res.stdout)
     assert out["answer"] and out["model"] == SMOL and out["timings"]["gen_tokens_per_s"] > 0
     assert out["hits"][0]["path"] == "storage/uploader.py"
-    down = lp("ask", "--llm-url", "http://127.0.0.1:9", "--llm", SMOL, "why?", cwd=qa_repo.root)
+    down = lp("ask", "--llm-url", "http://127.0.0.1:9", "--llm", SMOL, "why does upload_with_retry give up?",
+              cwd=qa_repo.root)
     assert down.returncode == 8 and "cannot reach the LLM server" in down.stderr
 
 

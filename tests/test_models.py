@@ -263,7 +263,7 @@ def test_models_use_writes_the_user_config_and_list_reports_state(
     assert main(["models", "use", "fake-coder"]) == 0
     assert main(["models", "use", "--big", "fake-coder"]) == 0
     text = config.read_text()
-    assert text == 'big_llm = "fake-coder"\n# mine\nk = 7\nllm = "fake-coder"\n'
+    assert text == '# mine\nk = 7\nllm = "fake-coder"  # small\nbig_llm = "fake-coder"\n'  # comments kept
     settings = load_settings()
     assert (settings.llm, settings.big_llm, settings.k) == ("fake-coder", "fake-coder", 7)
 
@@ -294,7 +294,7 @@ def test_config_key_writer_keeps_tables_and_refuses_broken_files(tmp_path: Path)
     path = tmp_path / "config.toml"
     path.write_text('[table]\nllm = "untouched"\n')
     _set_toml_key(path, "llm", 'a "quoted" \\ name')
-    assert path.read_text() == 'llm = "a \\"quoted\\" \\\\ name"\n[table]\nllm = "untouched"\n'
+    assert path.read_text() == 'llm = "a \\"quoted\\" \\\\ name"\n\n[table]\nllm = "untouched"\n'
     path.write_text("llm = [broken\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         _set_toml_key(path, "llm", "x")

@@ -71,4 +71,4 @@ def render_skeleton(s: Any, code: str, model: str, seconds: float, complete: boo
         flags.append("does not parse yet")
     head = f"  {s.test_name} for {s.symbol} (by {model}, {seconds:.1f}s{''.join(f'; {f}' for f in flags)}):"
     return [head, *(f"    {line}" for line in code.split("\n"))] if code.strip() else [
-        f"  {s.test_name}: the model wrote nothing in time"]
+        f"  {s.test_name}: the model wrote nothing" + ("" if complete else " within the time budget")]
