@@ -388,12 +388,12 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 
 
 def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
-    from localpilot.confidence import Confidence, _logistic
+    from localpilot.confidence import Confidence, logistic_from
     from localpilot.resources import read_toml
 
     confidence = Confidence.load()
     if confidence.correct is None:  # not shipped: measure the candidate the fit wrote
-        candidate = _logistic(read_toml(ROOT / "models" / "confidence.toml").get("correct_candidate"))
+        candidate = logistic_from(read_toml(ROOT / "models" / "confidence.toml").get("correct_candidate"))
         confidence = Confidence(confidence.answerable, candidate)
     report: dict[str, Any] = {}
     embedder = small = None

@@ -147,7 +147,7 @@ class Attributor:
         stored = self.vectors(snippets)
         missing = [i for i, v in enumerate(stored) if v is None]
         fresh = self.embed([*claims, *(embed_text(snippets[i]) for i in missing)])
-        vecs = [v for v in stored]
+        vecs = list(stored)
         for row, i in enumerate(missing):
             vecs[i] = fresh[len(claims) + row]
         return np.asarray(fresh[: len(claims)]) @ np.stack([np.asarray(v) for v in vecs]).T

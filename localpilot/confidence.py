@@ -61,10 +61,10 @@ class Confidence:
             data = read_toml(path)
         except (OSError, ValueError):
             return cls(None, None)
-        return cls(_logistic(data.get("answerable")), _logistic(data.get("correct")))
+        return cls(logistic_from(data.get("answerable")), logistic_from(data.get("correct")))
 
 
-def _logistic(section: object) -> Logistic | None:
+def logistic_from(section: object) -> Logistic | None:
     if not isinstance(section, dict):
         return None
     return Logistic(tuple(section["features"]), tuple(float(w) for w in section["weights"]), float(section["bias"]),
