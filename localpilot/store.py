@@ -10,6 +10,7 @@ import logging
 import re
 import subprocess
 import sys
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -90,6 +91,7 @@ class ChromaStore(Store):
                 path.mkdir(parents=True, exist_ok=True)
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
             self._name, self._model = collection_name(model_name, namespace if url else ""), model_name
+            self._writing = threading.Lock()  # held by upsert/delete; a search retried after a race takes it
             self._col = self._open()
             self._batch = int(self._client.get_max_batch_size())
         except Exception as exc:  # chromadb raises many types; translate at the edge
@@ -109,13 +111,13 @@ class ChromaStore(Store):
 
     def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
                metadatas: Sequence[Metadata]) -> None:
-        with _translated("write"):
+        with _translated("write"), self._writing:
             for s in self._batches(len(ids)):
                 self._col.upsert(ids=list(ids[s]), embeddings=embeddings[s], documents=list(documents[s]),
                                  metadatas=list(metadatas[s]))
 
     def delete(self, ids: Sequence[str]) -> None:
-        with _translated("delete"):
+        with _translated("delete"), self._writing:
             for s in self._batches(len(ids)):
                 self._col.delete(ids=list(ids[s]))
 
@@ -133,9 +135,22 @@ class ChromaStore(Store):
         if n == 0 or k <= 0:
             return []
         with _translated("search"):
-            res = self._col.query(query_embeddings=embedding.reshape(1, -1), n_results=min(k, n),
-                                  include=["distances"])
+            res = self._query(embedding.reshape(1, -1), min(k, n))
         return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+    def _query(self, embedding: np.ndarray, k: int) -> Any:
+        """Embedded Chroma can fail a search that races a delete ("Error finding id": the vector index returned
+        a record the delete had just removed). Searches run unlocked; one that fails is retried once while
+        this store's writes wait, so a race never reaches the user and a real failure still does."""
+        try:
+            return self._col.query(query_embeddings=embedding, n_results=k, include=["distances"])
+        except Exception as exc:  # chromadb raises many types
+            log.info("vector search failed (%s); retrying while writes wait", exc)
+        with self._writing:
+            n = int(self._col.count())
+            if n == 0:
+                return {"ids": [[]], "distances": [[]]}
+            return self._col.query(query_embeddings=embedding, n_results=min(k, n), include=["distances"])
 
     def count(self) -> int:
         with _translated("count"):

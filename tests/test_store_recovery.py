@@ -62,3 +62,35 @@ def test_a_store_that_crashes_its_reader_is_checked_in_a_child(make_repo: Callab
     assert "crashed the process (signal 11)" in str(check_embedded_store(chroma))
     rebuilt_equals_fresh(repo, minilm, tmp_path)
     assert list(chroma.parent.glob("chroma.broken-*"))
+
+
+class _RacingCollection:
+    """The real collection, whose first search fails the way embedded Chroma fails one that races a delete."""
+
+    def __init__(self, col: Any, writing: Any) -> None:
+        self._col, self._writing, self.calls, self.locked = col, writing, 0, [False]
+
+    def query(self, **kw: Any) -> Any:
+        self.calls += 1
+        self.locked.append(self._writing.locked())
+        if self.calls == 1:
+            raise RuntimeError("Error executing plan: Internal error: Error finding id")
+        return self._col.query(**kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._col, name)
+
+
+def test_a_search_that_races_a_delete_is_retried_while_writes_wait(tmp_path: Path) -> None:
+    import numpy as np
+
+    from localpilot.store import ChromaStore
+
+    store = ChromaStore(tmp_path / "chroma", "test-model")
+    vecs = np.eye(3, 8, dtype=np.float32)
+    store.upsert(["a", "b", "c"], vecs, ["A", "B", "C"], [{"path": "x.py"}] * 3)
+    racing = _RacingCollection(store._col, store._writing)
+    store._col = racing
+    hits = store.query(vecs[1], 2)
+    assert hits[0][0] == "b" and len(hits) == 2
+    assert racing.calls == 2 and racing.locked[1:] == [False, True]  # the retry held the write lock
