@@ -71,13 +71,10 @@ def load_toml(name: str) -> dict[str, Any]:
 
 def load_llm(settings: Any, which: str) -> Any:
     """The ``small``/``big`` model exactly as ``Assistant`` would load it (user models dir, same knobs)."""
-    from localpilot.experts.llm import LlamaCppGenerator
-    from localpilot.experts.registry import resolve_llm
+    from localpilot.experts import build
 
-    spec = resolve_llm(settings.llm if which == "small" else settings.big_llm, settings.models_dir)
-    gen = LlamaCppGenerator(spec.path, spec.name, spec.family, n_ctx=settings.llm_ctx,
-                            gpu_layers=settings.gpu_layers, threads=settings.threads, cache_dir=settings.cache_dir)
-    gen.llm  # noqa: B018 - load now, not inside a timed run
+    gen = build.generator(settings, which)
+    gen.llm  # type: ignore[attr-defined]  # noqa: B018 - load now, not inside a timed run
     return gen
 
 

@@ -276,7 +276,7 @@ def no_context_quality(root: Path, cache: Path, chosen: Sequence[Spot]) -> dict[
     from localpilot.service import Assistant
 
     a = Assistant(root, load_settings(root, cache_dir=cache / "localpilot"))
-    engine = Completer(lambda: a.generator("fim"), lambda q, k: [], replace(a.completer.config, extra_chunks=0,
+    engine = Completer(lambda: a.generator("fim"), lambda q, k: [], replace(a.parts.completer.config, extra_chunks=0,
                                                                               speculate=False))
     pairs = []
     for spot in chosen:

@@ -407,7 +407,7 @@ def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
             r["not_found"] = r["not_found"] or (bool(r["target"]) and a.router.not_found(r["signals"]) is not None)
         part: dict[str, Any] = {"summary": summarize(rows), "rows": rows,
                                 "auroc_correct": auroc(rows, confidence.correct) if confidence.correct else None}
-        if n_big and a.has_big():
+        if n_big and a.parts.has_big():
             big = run_set(a, answerable[:n_big], "big")
             small_part = [r for r in rows if r["target"]][:n_big]
             part["small_big_routed"] = {"small": accuracy(small_part), "big": accuracy(big),

@@ -27,7 +27,6 @@ import os
 import platform
 import random
 import shutil
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -47,11 +46,10 @@ EDIT_LINE = "_localpilot_bench_edit = None  # appended by bench/indexing.py"
 
 def copy_repo(src: Path, dest: Path) -> None:
     """Copy what git shows of ``src`` (tracked + untracked-not-ignored) into a new repo at ``dest``."""
-    res = subprocess.run(["git", "-C", str(src), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                         capture_output=True, check=True)
+    from localpilot.gitrepo import GitRepo
+
     dest.mkdir(parents=True)
-    for raw in sorted(set(res.stdout.split(b"\0")) - {b""}):
-        rel = os.fsdecode(raw)
+    for rel in GitRepo(src).ls_files():
         s, d = src / rel, dest / rel
         if not s.is_file() and not s.is_symlink():
             continue  # deleted in the work tree, or a submodule
@@ -65,9 +63,11 @@ def copy_repo(src: Path, dest: Path) -> None:
 
 def pick_edit(repo: Path, seed: int) -> tuple[str, str, int, int, str] | None:
     """(path, qualname, start, end, indent) of one function to edit, chosen with ``seed``; None if no Python."""
-    res = subprocess.run(["git", "-C", str(repo), "ls-files", "-z", "*.py"], capture_output=True, check=True)
+    from localpilot.gitrepo import GitRepo
+
+    listed = GitRepo(repo).out("ls-files", "-z", "*.py")
     candidates = []
-    for raw in sorted(set(res.stdout.split(b"\0")) - {b""}):
+    for raw in sorted(set(listed.split(b"\0")) - {b""}):
         rel = os.fsdecode(raw)
         try:
             tree = ast.parse((repo / rel).read_text(encoding="utf-8"))
@@ -199,7 +199,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         t = time.perf_counter()
         store, state = a.store, a.state  # opening a fresh store/state is timed apart
         open_s = time.perf_counter() - t
-        for method in ("upsert", "ids_by_path", "delete"):
+        for method in ("upsert", "delete"):
             timers.wrap(store, method, f"store.{method}")
         for method in ("cached_vectors", "cache_vectors", "commit_files"):
             timers.wrap(state, method, f"state.{method}")

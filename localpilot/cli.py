@@ -348,7 +348,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     from localpilot.config import load_settings
-    from localpilot.service import diagnose
+    from localpilot.diagnose import diagnose
 
     report = diagnose(load_settings(), measure=not args.no_measure)
     if args.json:

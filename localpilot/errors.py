@@ -21,6 +21,10 @@ class NotAGitRepo(LocalpilotError):
     exit_code = 2
 
 
+class GitError(LocalpilotError):
+    """git could not be run, or a git command failed; the message carries git's own words."""
+
+
 class ModelNotFound(LocalpilotError):
     """A model preset or file is not installed or not known."""
 

@@ -1,6 +1,8 @@
 """Vector stores: one small interface, Chroma for real, an in-memory fake for logic tests.
 
-Nothing outside this module imports chromadb.
+A store holds chunk ids and their vectors only. Text, metadata, the lexical index and the embedding cache live in
+SQLite (``localpilot.index.state``), the single source of truth: a lost or damaged store is rebuilt from it
+without re-embedding. Nothing outside this module imports chromadb.
 """
 
 from __future__ import annotations
@@ -25,22 +27,14 @@ from localpilot.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-Metadata = dict[str, str | int | float | bool]
-
-
 class Store(ABC):
-    """A collection of embedded chunks for one repo and one embedding model."""
+    """The vectors of one repo's chunks for one embedding model, keyed by chunk id."""
 
     @abstractmethod
-    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
-               metadatas: Sequence[Metadata]) -> None: ...
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray) -> None: ...
 
     @abstractmethod
     def delete(self, ids: Sequence[str]) -> None: ...
-
-    @abstractmethod
-    def ids_by_path(self, paths: Sequence[str]) -> dict[str, set[str]]:
-        """Stored chunk ids for each of ``paths`` (paths with none are absent)."""
 
     @abstractmethod
     def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
@@ -109,26 +103,15 @@ class ChromaStore(Store):
         for start in range(0, n, self._batch):
             yield slice(start, start + self._batch)
 
-    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
-               metadatas: Sequence[Metadata]) -> None:
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray) -> None:
         with _translated("write"), self._writing:
             for s in self._batches(len(ids)):
-                self._col.upsert(ids=list(ids[s]), embeddings=embeddings[s], documents=list(documents[s]),
-                                 metadatas=list(metadatas[s]))
+                self._col.upsert(ids=list(ids[s]), embeddings=embeddings[s])
 
     def delete(self, ids: Sequence[str]) -> None:
         with _translated("delete"), self._writing:
             for s in self._batches(len(ids)):
                 self._col.delete(ids=list(ids[s]))
-
-    def ids_by_path(self, paths: Sequence[str]) -> dict[str, set[str]]:
-        out: dict[str, set[str]] = {}
-        with _translated("read"):
-            for s in self._batches(len(paths)):
-                got = self._col.get(where={"path": {"$in": list(paths[s])}}, include=["metadatas"])
-                for id_, meta in zip(got["ids"], got["metadatas"] or [], strict=False):
-                    out.setdefault(str(meta["path"]), set()).add(id_)
-        return out
 
     def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
         n = self.count()
@@ -168,27 +151,18 @@ class MemoryStore(Store):
     """Fake for logic tests: brute-force cosine over a dict."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, tuple[np.ndarray, str, Metadata]] = {}
+        self.rows: dict[str, np.ndarray] = {}
 
-    def upsert(self, ids: Sequence[str], embeddings: np.ndarray, documents: Sequence[str],
-               metadatas: Sequence[Metadata]) -> None:
-        for i, e, d, m in zip(ids, embeddings, documents, metadatas, strict=True):
-            self.rows[i] = (np.asarray(e, dtype=np.float32), d, dict(m))
+    def upsert(self, ids: Sequence[str], embeddings: np.ndarray) -> None:
+        for i, e in zip(ids, embeddings, strict=True):
+            self.rows[i] = np.asarray(e, dtype=np.float32)
 
     def delete(self, ids: Sequence[str]) -> None:
         for i in ids:
             self.rows.pop(i, None)
 
-    def ids_by_path(self, paths: Sequence[str]) -> dict[str, set[str]]:
-        wanted = set(paths)
-        out: dict[str, set[str]] = {}
-        for i, (_, _, m) in self.rows.items():
-            if m["path"] in wanted:
-                out.setdefault(str(m["path"]), set()).add(i)
-        return out
-
     def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
-        scored = sorted(((float(np.dot(e, embedding)), i) for i, (e, _, _) in self.rows.items()), reverse=True)
+        scored = sorted(((float(np.dot(e, embedding)), i) for i, e in self.rows.items()), reverse=True)
         return [(i, s) for s, i in scored[:k]]
 
     def count(self) -> int:

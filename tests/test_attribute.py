@@ -59,7 +59,7 @@ def test_each_claim_is_cited_with_the_lines_that_support_it(make_repo: Callable[
     answer = ("route_pattern builds the pattern from each {name:kind} part, using the converter's regex. "
               "Invoices are mailed as a PDF attachment by send_invoice_email. "
               "The weather in Lisbon is usually mild in spring.")
-    attribution = a.attributor.attribute(answer, hits)
+    attribution = a.parts.attributor.attribute(answer, hits)
     first, second, third = attribution.claims
     assert first.path == "routing.py" and 4 <= first.start_line <= first.end_line <= 10
     assert first.end_line - first.start_line < 8  # lines, not the whole chunk

@@ -12,6 +12,7 @@ from conftest import Repo
 
 from localpilot.errors import IndexBusy, IndexMissing, NotAGitRepo
 from localpilot.experts.embedder import HashEmbedder
+from localpilot.index.state import ChunkRow
 from localpilot.service import Assistant
 
 UPLOADS = '''\
@@ -61,8 +62,18 @@ def basic(make_repo: Callable[..., Repo]) -> Repo:
                       "README.md": "# Demo\n\nA demo project for uploads.\n"})
 
 
+def stored_rows(a: Assistant) -> list[ChunkRow]:
+    """The recorded chunks whose vectors the store holds; the store itself keeps no text or metadata."""
+    got = a.store._col.get(include=["documents", "metadatas"])  # type: ignore[attr-defined]
+    assert not any(got["documents"]) and not any(got["metadatas"]), "text lives in SQLite only"
+    ids = sorted(a.store.all_ids())
+    rows = a.state.chunk_rows(ids)
+    assert set(rows) == set(ids), "every stored vector is a recorded chunk"
+    return list(rows.values())
+
+
 def stored_documents(a: Assistant) -> list[str]:
-    return a.store._col.get(include=["documents"])["documents"]  # type: ignore[attr-defined]
+    return [r.text for r in stored_rows(a)]
 
 
 def test_index_then_search_finds_the_function(basic: Repo, assistant_for: Callable[..., Assistant]) -> None:
@@ -148,10 +159,9 @@ def test_copies_renames_and_deletes(basic: Repo, assistant_for: Callable[..., As
     assert stats.files_removed == 2
     paths = set(a.state.files())
     assert "app/settings.py" in paths and "app/config.py" not in paths and "server/server.go" not in paths
-    metas = a.store._col.get(include=["metadatas"])["metadatas"]  # type: ignore[attr-defined]
-    assert {m["path"] for m in metas} == {"app/uploads.py", "vendor/uploads_copy.py", "app/settings.py",
-                                          "README.md"}
-    per_path = {p: sum(m["path"] == p for m in metas) for p in ("app/uploads.py", "vendor/uploads_copy.py")}
+    rows = stored_rows(a)
+    assert {r.path for r in rows} == {"app/uploads.py", "vendor/uploads_copy.py", "app/settings.py", "README.md"}
+    per_path = {p: sum(r.path == p for r in rows) for p in ("app/uploads.py", "vendor/uploads_copy.py")}
     assert per_path["app/uploads.py"] == per_path["vendor/uploads_copy.py"] > 1
 
 
@@ -287,12 +297,19 @@ def test_interrupted_run_is_reconciled_with_the_store(make_repo: Callable[..., R
     a.index()
     recorded = set().union(*a.state.chunk_ids_by_path().values())
     assert store.all_ids() == recorded
-    store.upsert(["orphan"], np.ones((1, 64), np.float32), ["x"], [{"path": "gone.py"}])  # stored, never recorded
+    store.upsert(["orphan"], np.ones((1, 64), np.float32))  # stored, never recorded
     store.delete(sorted(a.state.chunk_ids_by_path()["a.py"]))  # recorded, but its vectors are gone
     a.state.set_meta(run_in_progress=True)
     stats = a.index()
-    assert stats.files_indexed == 1 and store.all_ids() == set().union(*a.state.chunk_ids_by_path().values())
+    assert stats.files_indexed == 0 and stats.chunks_embedded == 0, "lost vectors come back from the cache"
+    assert store.all_ids() == set().union(*a.state.chunk_ids_by_path().values())
     assert "orphan" not in store.all_ids() and a.search("alpha", k=1)[0].path == "a.py"
+    store.delete(sorted(a.state.chunk_ids_by_path()["b.py"]))
+    a.state.db.execute("DELETE FROM embeddings")  # neither stored nor cached: only re-indexing brings them back
+    a.state.set_meta(run_in_progress=True)
+    stats = a.index()
+    assert stats.files_indexed == 1 and stats.chunks_embedded >= 1 and a.search("beta", k=1)[0].path == "b.py"
+    assert store.all_ids() == set().union(*a.state.chunk_ids_by_path().values())
     a.close()
 
 

@@ -56,8 +56,9 @@ def wait_for_recorded_files(repo: Repo, proc: subprocess.Popen[bytes], timeout: 
 
 
 def snapshot(a: Assistant) -> list[tuple[str, int, int, str]]:
-    metas = a.store._col.get(include=["metadatas"])["metadatas"]  # type: ignore[attr-defined]
-    return sorted((m["path"], m["start_line"], m["end_line"], m["hash"]) for m in metas)
+    rows = a.state.chunk_rows(sorted(a.store.all_ids()))
+    assert len(rows) == a.store.count(), "every stored vector is a recorded chunk"
+    return sorted((r.path, r.start_line, r.end_line, r.chunk().content_hash) for r in rows.values())
 
 
 def fresh_rebuild(repo: Repo, minilm: object, tmp_path: Path) -> list[tuple[str, int, int, str]]:

@@ -88,7 +88,7 @@ def test_a_search_that_races_a_delete_is_retried_while_writes_wait(tmp_path: Pat
 
     store = ChromaStore(tmp_path / "chroma", "test-model")
     vecs = np.eye(3, 8, dtype=np.float32)
-    store.upsert(["a", "b", "c"], vecs, ["A", "B", "C"], [{"path": "x.py"}] * 3)
+    store.upsert(["a", "b", "c"], vecs)
     racing = _RacingCollection(store._col, store._writing)
     store._col = racing
     hits = store.query(vecs[1], 2)

@@ -13,10 +13,11 @@ from localpilot.cli import main
 from localpilot.config import ConfigError, load_settings
 from localpilot.errors import LocalpilotError
 from localpilot.experts.llm import ScriptedGenerator
+from localpilot.gitrepo import take_git_env
 from localpilot.service import Assistant
 from localpilot.suggest import cases as casing
 from localpilot.suggest.finder import is_test_path
-from localpilot.suggest.git import Git, StagedSnapshot, take_git_env
+from localpilot.suggest.git import Git, StagedSnapshot
 from localpilot.suggest.symbols import outline, symbol_changes
 
 OPS = '''def add(a, b):

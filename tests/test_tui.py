@@ -127,7 +127,7 @@ async def test_errors_are_notices_not_tracebacks(make_app: Callable) -> None:
         await ask(pilot, "how many times do we retry uploads?")
         assert any("index is not ready" in n.message for n in app._notifications)
     broken = make_app(llm="/nonexistent/model.gguf")
-    broken.assistant._generators.clear()  # type: ignore[union-attr]
+    broken.assistant.parts._generators.clear()  # type: ignore[union-attr]
     async with broken.run_test(size=(100, 30)) as pilot:
         await ask(pilot, "why is the retry count four?")
         assert any("model.gguf" in n.message for n in broken._notifications)

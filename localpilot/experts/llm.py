@@ -117,6 +117,9 @@ class Generator(ABC):
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "backend": "none", "n_ctx": self.n_ctx}
 
+    def close(self) -> None:  # noqa: B027 - optional for backends that hold nothing
+        """Free the model's memory now (it loads again if used); nothing to free by default."""
+
 
 PREFILL_SLICE = 128  # prompt tokens evaluated between two looks at cancel and at what else runs (cpu.py)
 
@@ -164,6 +167,12 @@ class LlamaCppGenerator(Generator):
         log.info("loaded %s (%s, %d GPU layers) in %.1fs", self.name, self.backend, self.gpu_layers,
                  time.perf_counter() - started)
         return llm
+
+    def close(self) -> None:
+        with self._lock:
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))

@@ -21,7 +21,8 @@ from typing import Any
 
 from localpilot.errors import LocalpilotError
 from localpilot.githook.render import render, render_skeleton
-from localpilot.suggest.git import Git, Snapshot, StagedSnapshot, take_git_env
+from localpilot.gitrepo import take_git_env
+from localpilot.suggest.git import Git, Snapshot, StagedSnapshot
 
 #: Seconds the model step needs at least; with less budget left it is skipped with a note.
 MIN_MODEL_S = 2.0

@@ -26,7 +26,7 @@ from localpilot.index.languages import detect_language
 from localpilot.index.secrets import redact
 from localpilot.index.state import FileRecord, IndexState
 from localpilot.index.walker import head_commit, list_files
-from localpilot.store import Metadata, Store
+from localpilot.store import Store
 from localpilot.types import Chunk, IndexStats, Progress
 
 log = logging.getLogger(__name__)
@@ -111,15 +111,22 @@ class Indexer:
         return self.state.files()
 
     def _reconcile(self) -> None:
+        """Make the vector store hold exactly the recorded chunks: drop what SQLite does not know, put back
+        what it does from the embedding cache, and re-index the files whose vectors are not cached."""
         stored = self.store.all_ids()
         recorded = self.state.chunk_ids_by_path()
         extra = stored - set().union(*recorded.values()) if recorded else stored
         if extra:
             log.warning("removing %d chunks the manifest does not know (an interrupted run)", len(extra))
             self.store.delete(sorted(extra))
-        missing = sorted(p for p, ids in recorded.items() if not ids <= stored)
+        lost = sorted(set().union(*recorded.values()) - stored) if recorded else []
+        found = self.state.chunk_vectors(lost)
+        if found:
+            log.warning("restoring %d vectors missing from the vector store from the embedding cache", len(found))
+            self.store.upsert(list(found), np.stack(list(found.values())).astype(np.float32))
+        missing = sorted(p for p, ids in recorded.items() if any(i not in stored and i not in found for i in ids))
         if missing:
-            log.warning("re-indexing %d files whose chunks are missing from the vector store", len(missing))
+            log.warning("re-indexing %d files whose vectors are neither stored nor cached", len(missing))
             self.state.commit_files([], removed=missing)
 
     def _fingerprint(self) -> str:
@@ -221,13 +228,10 @@ class Indexer:
     def _write(self, batch: list[_Prepared], stats: IndexStats) -> None:
         touched = [p for p in batch if p.touches_store]
         chunks = {c.chunk_id: c for p in touched for c in p.chunks}
-        existing = self.store.ids_by_path([p.record.path for p in touched]) if touched else {}
-        old_ids = set().union(*existing.values()) if existing else set()
+        old_ids = self.state.chunk_ids_of([p.record.path for p in touched]) if touched else set()
         new = [c for cid, c in chunks.items() if cid not in old_ids]
         if new:
-            vectors = self._vectors(new, stats)
-            self.store.upsert([c.chunk_id for c in new], vectors, [c.text for c in new],
-                              [_metadata(c) for c in new])
+            self.store.upsert([c.chunk_id for c in new], self._vectors(new, stats))
         stale = sorted(old_ids - set(chunks))
         if stale:
             self.store.delete(stale)
@@ -266,7 +270,7 @@ class Indexer:
         """Forget files that are gone from the work tree or now ignored."""
         if not paths:
             return
-        stale = sorted(set().union(*self.store.ids_by_path(paths).values()) or set())
+        stale = sorted(self.state.chunk_ids_of(paths))
         if stale:
             self.store.delete(stale)
         self.state.commit_files([], removed=paths)
@@ -281,7 +285,3 @@ def _utf8(path: str) -> bool:
         return False
     return True
 
-
-def _metadata(c: Chunk) -> Metadata:
-    return {"path": c.path, "start_line": c.start_line, "end_line": c.end_line, "language": c.language,
-            "symbol": c.symbol, "kind": c.kind, "hash": c.content_hash, "truncated": c.truncated}

@@ -59,6 +59,10 @@ class ChunkRow:
     kind: str
     text: str
 
+    def chunk(self) -> Chunk:
+        """The chunk this row records (its content hash keys the embedding cache)."""
+        return Chunk(self.path, self.start_line, self.end_line, self.language, self.symbol, self.kind, self.text)
+
 
 @dataclass(frozen=True)
 class FileRecord:
@@ -139,6 +143,18 @@ class IndexState:
             "WHERE model=?",
             (self.model,))
         return {r[0]: FileRecord(*r) for r in rows}
+
+    def summary(self) -> dict[str, Any]:
+        """Files and chunks indexed, languages by file count, what was skipped and why, redactions per file."""
+        files = self.files().values()
+        indexed = [r for r in files if r.status == "indexed"]
+        languages: dict[str, int] = {}
+        for r in indexed:
+            languages[r.language] = languages.get(r.language, 0) + 1
+        return {"files": len(indexed), "chunks": sum(r.chunks for r in indexed),
+                "languages": dict(sorted(languages.items(), key=lambda kv: -kv[1])),
+                "skipped": {r.path: r.reason for r in files if r.status == "skipped"},
+                "redactions": {r.path: r.redactions for r in indexed if r.redactions}}
 
     def counts(self) -> tuple[int, int]:
         """(files indexed, chunks) for status lines."""
@@ -240,6 +256,23 @@ class IndexState:
                 f"WHERE model=? AND chunk_id IN ({marks})", (self.model, *part))
             out.update({r[0]: ChunkRow(*r) for r in rows})
         return out
+
+    def chunk_ids_of(self, paths: Sequence[str]) -> set[str]:
+        """The recorded chunk ids of ``paths``: what the vector store must hold for them."""
+        out: set[str] = set()
+        for start in range(0, len(paths), 500):
+            part = list(paths[start : start + 500])
+            marks = ",".join("?" * len(part))
+            out.update(cid for (cid,) in self.db.execute(
+                f"SELECT chunk_id FROM chunks WHERE model=? AND path IN ({marks})", (self.model, *part)))
+        return out
+
+    def chunk_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached vectors of recorded chunks by chunk id (chunks without one are absent): a vector store is
+        rebuilt from these without embedding anything."""
+        hashes = {cid: row.chunk().content_hash for cid, row in self.chunk_rows(ids).items()}
+        cached = self.cached_vectors(sorted(set(hashes.values())))
+        return {cid: cached[h] for cid, h in hashes.items() if h in cached}
 
     def chunk_ids_by_path(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}

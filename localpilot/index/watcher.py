@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from localpilot.errors import LocalpilotError
+from localpilot.gitrepo import GitRepo
 
 log = logging.getLogger(__name__)
 DEBOUNCE_S = 0.25  # quiet time after the last event before a run
@@ -140,16 +142,13 @@ def _ignored_names(rel: str) -> bool:
 
 
 def git_ignored(root: Path, paths: set[str]) -> set[str]:
-    """The subset of ``paths`` that .gitignore rules exclude; tracked files never are (one git call)."""
-    if not paths:
-        return set()
+    """The subset of ``paths`` that .gitignore rules exclude; tracked files never are (one git call). When git
+    cannot answer, nothing counts as ignored: a needless run costs less than a missed change."""
     try:
-        res = subprocess.run(["git", "-C", str(root), "check-ignore", "-z", "--stdin"],
-                             input="\0".join(sorted(paths)).encode("utf-8", "surrogateescape"), capture_output=True,
-                             check=False, env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"}, timeout=30)
-    except (OSError, subprocess.SubprocessError):
+        return GitRepo(root).check_ignore(paths, timeout=30)
+    except LocalpilotError as exc:
+        log.debug("git check-ignore failed; treating %d path(s) as not ignored: %s", len(paths), exc)
         return set()
-    return {os.fsdecode(p) for p in res.stdout.split(b"\0") if p}
 
 
 class _Handler:

@@ -1,121 +1,26 @@
 """Read a change from git without writing anything: the staged index, a revision range, or the work tree.
 
-Every git call here reads. ``GIT_OPTIONAL_LOCKS=0`` keeps git from refreshing the index (the one write a read
-command may do), and nothing runs ``stash``, ``checkout`` or ``add``. Inside a hook git hands us the index to
-read through ``GIT_INDEX_FILE`` (a temporary one for ``git commit <path>``, ``index.lock`` for ``commit -a``);
-:func:`take_git_env` moves such repository variables out of ``os.environ`` so that they reach our git calls and
-no other child process.
+Every git call here reads, through :mod:`localpilot.gitrepo` (``GIT_OPTIONAL_LOCKS=0`` keeps git from refreshing
+the index, the one write a read command may do), and nothing runs ``stash``, ``checkout`` or ``add``. Inside a
+hook git hands us the index to read through ``GIT_INDEX_FILE`` (a temporary one for ``git commit <path>``,
+``index.lock`` for ``commit -a``); :func:`localpilot.gitrepo.take_git_env` moves such repository variables out of
+``os.environ`` so that they reach our git calls (as :class:`Git`'s ``env``) and no other child process.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from localpilot.errors import LocalpilotError, NotAGitRepo
+from localpilot.errors import GitError
+from localpilot.gitrepo import ZERO_OID, GitRepo
 
-#: ``git rev-parse --local-env-vars``: variables that point git at one repository, index or object store.
-GIT_LOCAL_VARS = (
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
-    "GIT_OBJECT_DIRECTORY", "GIT_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
-    "GIT_INDEX_FILE", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX", "GIT_INTERNAL_SUPER_PREFIX",
-    "GIT_SHALLOW_FILE", "GIT_COMMON_DIR",
-)
-_PATH_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
-              "GIT_GRAFT_FILE", "GIT_SHALLOW_FILE")
-ZERO_OID = "0" * 40
+#: The read-only git commands of one repository (with the hook's repository variables), as this layer names it.
+Git = GitRepo
 #: Larger files are listed but not analysed (generated code, data).
 MAX_FILE_BYTES = 1_000_000
-
-
-def take_git_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Remove git's repository variables from ``environ`` (default ``os.environ``) and return them, paths made
-    absolute (git gives hooks relative ones such as ``GIT_INDEX_FILE=.git/index``)."""
-    env = os.environ if environ is None else environ
-    taken: dict[str, str] = {}
-    for name in list(env):
-        if name in GIT_LOCAL_VARS or name.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_")):
-            taken[name] = env.pop(name)
-    for name in _PATH_VARS:
-        if taken.get(name):
-            taken[name] = os.path.abspath(taken[name])
-    return taken
-
-
-class Git:
-    """Read-only git commands in one repository, with the repository variables given."""
-
-    def __init__(self, root: Path, env: Mapping[str, str] | None = None) -> None:
-        self.root = root
-        self.env = {**os.environ, **(env or {}), "GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0",
-                    "LC_ALL": "C"}
-
-    @classmethod
-    def discover(cls, path: Path, env: Mapping[str, str] | None = None) -> Git:
-        """The repository containing ``path`` (or the one ``env`` names)."""
-        probe = cls(path, env)
-        res = probe.run("rev-parse", "--show-toplevel", check=False)
-        if res.returncode != 0:
-            raise NotAGitRepo(f"{path} is not inside a git work tree: {_err(res)}")
-        return cls(Path(os.fsdecode(res.stdout.strip())).resolve(), env)
-
-    def run(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        try:
-            res = subprocess.run(["git", *args], cwd=self.root, env=self.env, capture_output=True, input=input,
-                                 check=False, stdin=None if input is not None else subprocess.DEVNULL)
-        except FileNotFoundError as exc:
-            raise LocalpilotError("git is not installed or not on PATH") from exc
-        if check and res.returncode != 0:
-            raise LocalpilotError(f"git {args[0]} failed: {_err(res)}")
-        return res
-
-    def out(self, *args: str) -> bytes:
-        return self.run(*args).stdout
-
-    def has_head(self) -> bool:
-        return self.run("rev-parse", "--verify", "-q", "HEAD", check=False).returncode == 0
-
-    def rev(self, name: str) -> str:
-        res = self.run("rev-parse", "--verify", "-q", f"{name}^{{commit}}", check=False)
-        if res.returncode != 0:
-            raise LocalpilotError(f"{name!r} is not a commit in {self.root}")
-        return res.stdout.decode().strip()
-
-    def cat_blobs(self, oids: Iterable[str], max_bytes: int = MAX_FILE_BYTES) -> dict[str, bytes]:
-        """Contents of blobs by object id (those over ``max_bytes`` left out unread), in two ``git cat-file``
-        processes."""
-        wanted = list(dict.fromkeys(o for o in oids if o and o != ZERO_OID))
-        if not wanted:
-            return {}
-        sizes = self.run("cat-file", "--batch-check", input="".join(f"{o}\n" for o in wanted).encode()).stdout
-        small = []
-        for line in sizes.decode(errors="replace").splitlines():
-            fields = line.split()
-            if len(fields) == 3 and fields[1] == "blob" and int(fields[2]) <= max_bytes:
-                small.append(fields[0])
-        if not small:
-            return {}
-        out = self.run("cat-file", "--batch", input="".join(f"{o}\n" for o in small).encode()).stdout
-        blobs: dict[str, bytes] = {}
-        pos = 0
-        for oid in small:
-            end = out.index(b"\n", pos)
-            header = out[pos:end].split()
-            pos = end + 1
-            if len(header) < 3 or header[1] == b"missing":
-                continue
-            size = int(header[2])
-            blobs[oid] = out[pos : pos + size]
-            pos += size + 1
-        return blobs
-
-
-def _err(res: subprocess.CompletedProcess[bytes]) -> str:
-    return res.stderr.decode(errors="replace").strip().splitlines()[-1:][0] if res.stderr.strip() else (
-        f"exit status {res.returncode}")
 
 
 @dataclass(frozen=True)
@@ -154,7 +59,7 @@ class Snapshot:
     def contents(self, changes: list[FileChange]) -> dict[tuple[str, str], bytes]:
         """("old" | "new", path) -> bytes for each change, in one batch per side (files too big left out)."""
         blobs = self.git.cat_blobs([c.old_oid for c in changes if c.old_oid] +
-                                   [c.new_oid for c in changes if c.new_oid])
+                                   [c.new_oid for c in changes if c.new_oid], MAX_FILE_BYTES)
         from_disk = self.read_many([c.path for c in changes if c.new_oid is None and c.status != "D"])
         out: dict[tuple[str, str], bytes] = {}
         for c in changes:
@@ -180,7 +85,7 @@ class Snapshot:
         if self._entries is None:
             self._entries = self.entries()
         oids = {p: self._entries[p] for p in paths if self._entries.get(p)}
-        blobs = self.git.cat_blobs(oids.values())
+        blobs = self.git.cat_blobs(oids.values(), MAX_FILE_BYTES)
         out = {p: blobs[o] for p, o in oids.items() if o in blobs and len(blobs[o]) <= MAX_FILE_BYTES}
         for p in paths:
             if p in self._entries and not self._entries[p]:
@@ -202,7 +107,7 @@ class Snapshot:
             args += ["-e", w]
         res = self.git.run(*args, *self.grep_args(), "--", *pathspecs, check=False)
         if res.returncode not in (0, 1):
-            raise LocalpilotError(f"git grep failed: {_err(res)}")
+            raise GitError(f"git grep failed in {self.git.root}: {res.message()}")
         out: dict[str, list[int]] = {}
         prefix = self.grep_prefix()
         for line in res.stdout.split(b"\n"):

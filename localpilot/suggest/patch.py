@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from localpilot.errors import LocalpilotError
 from localpilot.suggest.git import MAX_FILE_BYTES, FileChange, Git, WorktreeSnapshot, _read_disk
@@ -146,3 +147,17 @@ class DiffSnapshot(WorktreeSnapshot):
         out = super().read_many([p for p in paths if ("new", p) not in self._texts])
         out.update({p: self._texts[("new", p)] for p in paths if ("new", p) in self._texts})
         return out
+
+
+def change_of(root: Path, path: str | None = None, diff: str | None = None) -> DiffSnapshot | WorktreeSnapshot:
+    """The change a tool asks about: a unified ``diff`` against the work tree, or every function and class of
+    the file or directory ``path``."""
+    git = Git(root)
+    if diff:
+        return DiffSnapshot(git, diff)
+    if not path:
+        raise LocalpilotError("give a change: a snapshot, a path or a diff")
+    full = (root / path).resolve()
+    if not full.exists() or not full.is_relative_to(root):
+        raise LocalpilotError(f"{path} is not a file or directory of {root}")
+    return WorktreeSnapshot(git, paths=[full.relative_to(root).as_posix()])
