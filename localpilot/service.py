@@ -15,6 +15,7 @@ Each method here is one use case; it takes its parts from ``Components`` and hol
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -243,5 +244,10 @@ def _catch_up(index: Callable[[], IndexStats], on_update: Callable[[IndexStats],
 
 
 def _tree_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+    """Bytes under ``path``; a file removed while we count (SQLite's WAL, Chroma's segments) counts 0."""
+    total = 0
+    for p in path.rglob("*") if path.exists() else ():
+        with contextlib.suppress(FileNotFoundError):
+            total += p.stat().st_size if p.is_file() else 0
+    return total
 
