@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import extract, fetch_sdist, first_sentence, functions_of, init_repo, package_files, span_of
+from _corpus import (
+    extract,
+    fetch_sdist,
+    first_sentence,
+    functions_of,
+    init_repo,
+    package_files,
+    span_of,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,7 +66,9 @@ def source_repo(dest: Path, name: str, version: str) -> dict[tuple[str, str], Do
             (dest / rel).write_text(text, encoding="utf-8")
         for qual, node in functions_of(ast.parse(text)):
             doc = ast.get_docstring(node, clean=False)
-            out[(rel, qual)] = Documented(rel, qual, *span_of(node), first_sentence(doc) if doc else "")
+            out[(rel, qual)] = Documented(
+                rel, qual, *span_of(node), first_sentence(doc) if doc else ""
+            )
     if fresh:
         init_repo(dest)
     return out
@@ -117,7 +127,9 @@ class Recording:
     def prompt_tokens(self, messages: Any) -> int:
         return self.inner.prompt_tokens(messages)
 
-    def stream(self, messages: Any, max_tokens: int = 512, cancel: threading.Event | None = None) -> Iterator[Any]:
+    def stream(
+        self, messages: Any, max_tokens: int = 512, cancel: threading.Event | None = None
+    ) -> Iterator[Any]:
         from localpilot.answer import mean_logprob
 
         tokens: list[Any] = []
@@ -128,8 +140,12 @@ class Recording:
                 yield t
         finally:
             source.close()
-            self.calls.append({"probe_logprob": mean_logprob(tokens[: self.probe]) if tokens else None,
-                               "tokens": len(tokens)})
+            self.calls.append(
+                {
+                    "probe_logprob": mean_logprob(tokens[: self.probe]) if tokens else None,
+                    "tokens": len(tokens),
+                }
+            )
 
 
 def _cpu_jiffies() -> tuple[int, int]:
@@ -185,7 +201,9 @@ def wait_quiet(limit_s: float = 60.0, busy_max: float = 0.3) -> float:
         time.sleep(2)
 
 
-def measured(fn: Any, attempts: int = 3, busy_max: float = 0.3, wait_s: float = 60.0) -> dict[str, Any]:
+def measured(
+    fn: Any, attempts: int = 3, busy_max: float = 0.3, wait_s: float = 60.0
+) -> dict[str, Any]:
     """``fn()`` (a dict of results) run on a quiet machine: wait for quiet, run, and run again (up to
     ``attempts`` times in all) when other processes took more than ``busy_max`` cores meanwhile. ``wait_s``
     bounds each wait for quiet (0: no wait).
@@ -205,9 +223,18 @@ def measured(fn: Any, attempts: int = 3, busy_max: float = 0.3, wait_s: float = 
             best = (w.others, result)
         if w.others <= busy_max:
             break
-        log.info("other processes used %.1f cores during the run (attempt %d of %d)", w.others, attempt, attempts)
+        log.info(
+            "other processes used %.1f cores during the run (attempt %d of %d)",
+            w.others,
+            attempt,
+            attempts,
+        )
     assert best is not None
-    return {**best[1], "others_busy": round(best[0], 2), "attempts": attempt}  # the least disturbed attempt
+    return {
+        **best[1],
+        "others_busy": round(best[0], 2),
+        "attempts": attempt,
+    }  # the least disturbed attempt
 
 
 def median(values: Sequence[float]) -> float:
@@ -223,22 +250,41 @@ def quantiles(values: Sequence[float]) -> dict[str, float]:
     def q(p: float) -> float:
         return s[min(len(s) - 1, round(p * (len(s) - 1)))]
 
-    return {"min": s[0], "p10": q(0.1), "p25": q(0.25), "median": q(0.5), "p75": q(0.75), "p90": q(0.9),
-            "max": s[-1]}
+    return {
+        "min": s[0],
+        "p10": q(0.1),
+        "p25": q(0.25),
+        "median": q(0.5),
+        "p75": q(0.75),
+        "p90": q(0.9),
+        "max": s[-1],
+    }
 
 
 def overlaps(path: str, start: int, end: int, target: Documented) -> bool:
     return path == target.path and start <= target.end_line and end >= target.start_line
 
 
-def finish(report: dict[str, Any], started: float, load_start: Any, show: Callable[[dict[str, Any]], None],
-           out: Path | None) -> int:
+def finish(
+    report: dict[str, Any],
+    started: float,
+    load_start: Any,
+    show: Callable[[dict[str, Any]], None],
+    out: Path | None,
+) -> int:
     """Shared tail of answer.py and router.py: machine facts, the printed table, the JSON file."""
     import llama_cpp
 
-    report.update({"seconds_total": time.perf_counter() - started, "cpus": os.cpu_count(),
-                   "llama_cpp_python": str(llama_cpp.__version__), "loadavg_start": load_start,
-                   "loadavg_end": os.getloadavg(), "python": platform.python_version()})
+    report.update(
+        {
+            "seconds_total": time.perf_counter() - started,
+            "cpus": os.cpu_count(),
+            "llama_cpp_python": str(llama_cpp.__version__),
+            "loadavg_start": load_start,
+            "loadavg_end": os.getloadavg(),
+            "python": platform.python_version(),
+        }
+    )
     show(report)
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)

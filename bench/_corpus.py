@@ -80,14 +80,30 @@ def reserved() -> set[str]:
 def fetch_sdist(name: str, version: str, cache: Path = CACHE) -> Path:
     """The sdist archive of ``name==version``, downloaded once with pip; a reserved package is refused."""
     if name.lower() in reserved():
-        raise SystemExit(f"{name} is reserved for independent evaluation (../shared/reserved-packages.txt)")
+        raise SystemExit(
+            f"{name} is reserved for independent evaluation (../shared/reserved-packages.txt)"
+        )
     cache.mkdir(parents=True, exist_ok=True)
     found = _find_archive(cache, name, version)
     if found:
         return found
     log.info("downloading sdist %s==%s", name, version)
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps",
-                    "-q", "-d", str(cache), f"{name}=={version}"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            "-q",
+            "-d",
+            str(cache),
+            f"{name}=={version}",
+        ],
+        check=True,
+    )
     found = _find_archive(cache, name, version)
     if not found:
         raise RuntimeError(f"pip download left no sdist for {name}=={version} in {cache}")
@@ -120,10 +136,17 @@ def extract(archive: Path, cache: Path = CACHE) -> Path:
 def package_files(sdist: Path) -> tuple[Path, list[Path]]:
     """(base dir holding the import packages, their .py files) for one extracted sdist."""
     base = sdist / "src" if (sdist / "src").is_dir() else sdist
-    pkgs = [d for d in sorted(base.iterdir())
-            if d.is_dir() and (d / "__init__.py").is_file() and d.name not in SKIP_DIRS]
-    files = [p for d in pkgs for p in sorted(d.rglob("*.py"))
-             if not SKIP_DIRS.intersection(p.relative_to(base).parts[:-1])]
+    pkgs = [
+        d
+        for d in sorted(base.iterdir())
+        if d.is_dir() and (d / "__init__.py").is_file() and d.name not in SKIP_DIRS
+    ]
+    files = [
+        p
+        for d in pkgs
+        for p in sorted(d.rglob("*.py"))
+        if not SKIP_DIRS.intersection(p.relative_to(base).parts[:-1])
+    ]
     return base, files
 
 
@@ -131,7 +154,11 @@ def package_files(sdist: Path) -> tuple[Path, list[Path]]:
 
 
 def _is_string_stmt(node: ast.stmt) -> bool:
-    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
 
 
 def strip_docstrings(source: str) -> tuple[str, int]:
@@ -192,9 +219,15 @@ def functions_of(tree: ast.Module) -> list[tuple[str, ast.FunctionDef | ast.Asyn
                 out.append((prefix + node.name, node))
             elif isinstance(node, ast.ClassDef):
                 visit(node.body, f"{prefix}{node.name}.")
-            elif isinstance(node, ast.If | ast.Try):  # `if TYPE_CHECKING:` / `try: ... except ImportError:`
-                for part in (node.body, node.orelse, getattr(node, "finalbody", []),
-                             *[h.body for h in getattr(node, "handlers", [])]):
+            elif isinstance(
+                node, ast.If | ast.Try
+            ):  # `if TYPE_CHECKING:` / `try: ... except ImportError:`
+                for part in (
+                    node.body,
+                    node.orelse,
+                    getattr(node, "finalbody", []),
+                    *[h.body for h in getattr(node, "handlers", [])],
+                ):
                     visit(part, prefix)
 
     visit(tree.body, "")
@@ -210,8 +243,22 @@ def span_of(node: ast.FunctionDef | ast.AsyncFunctionDef) -> tuple[int, int]:
 
 
 def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "-c", "commit.gpgsign=false",
-                    "-C", str(root), *args], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "git",
+            "-c",
+            "user.name=bench",
+            "-c",
+            "user.email=bench@localhost",
+            "-c",
+            "commit.gpgsign=false",
+            "-C",
+            str(root),
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def init_repo(root: Path) -> None:
@@ -245,9 +292,14 @@ def build_corpus(dest: Path, packages: dict[str, str] | None = None, cache: Path
             corpus.files.append(rel)
             corpus.functions.extend(_pair_functions(name, rel, original, stripped))
     init_repo(dest)
-    log.info("corpus: %d files, %d functions (%d with queries), %d docstrings removed, in %s",
-             len(corpus.files), len(corpus.functions), sum(f.query is not None for f in corpus.functions),
-             corpus.docstrings_removed, dest)
+    log.info(
+        "corpus: %d files, %d functions (%d with queries), %d docstrings removed, in %s",
+        len(corpus.files),
+        len(corpus.functions),
+        sum(f.query is not None for f in corpus.functions),
+        corpus.docstrings_removed,
+        dest,
+    )
     return corpus
 
 
@@ -265,7 +317,9 @@ def _pair_functions(package: str, rel: str, original: str, stripped: str) -> lis
         if query and len(query.split()) < MIN_QUERY_WORDS:
             query = None
         start, end = span_of(node)
-        out.append(Function(package, rel, qual, start, end, "\n".join(lines[start - 1 : end]), query))
+        out.append(
+            Function(package, rel, qual, start, end, "\n".join(lines[start - 1 : end]), query)
+        )
     return out
 
 
@@ -289,12 +343,17 @@ def emit(results: dict[str, Any], out: Path | None) -> int:
 def run_bench(parser: Any, argv: Any, prefix: str, run: Callable[[Any, Path], int]) -> int:
     """Shared ``main`` tail: the common options (--workdir, --out, -v), logging on stderr, then
     ``run(args, workdir)`` in --workdir or a removed temp dir."""
-    parser.add_argument("--workdir", type=Path, help="keep the repo and index here (default: a temp dir, removed)")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the repo and index here (default: a temp dir, removed)"
+    )
     parser.add_argument("--out", type=Path, help="also write the results as JSON here")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     for noisy in ("chromadb", "httpx", "sentence_transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     work = args.workdir or Path(tempfile.mkdtemp(prefix=prefix))

@@ -41,7 +41,9 @@ from completion import go_repo, python_repo
 
 log = logging.getLogger("bench.grounding")
 ROOT = Path(__file__).resolve().parent.parent
-ANSWER_TOKENS = 160  # "a few sentences"; the default 512 would triple the run for the same first sentences
+ANSWER_TOKENS = (
+    160  # "a few sentences"; the default 512 would triple the run for the same first sentences
+)
 MIN_WORDS = 5
 
 
@@ -77,7 +79,9 @@ def python_questions(root: Path) -> list[Question]:
     return out
 
 
-JS_DEF = re.compile(r"^\s*(?:static\s+)?(?:async\s+)?(?:function\s+(\w+)|(?:get\s+|set\s+)?(\w+))\s*\([^;]*$")
+JS_DEF = re.compile(
+    r"^\s*(?:static\s+)?(?:async\s+)?(?:function\s+(\w+)|(?:get\s+|set\s+)?(\w+))\s*\([^;]*$"
+)
 GO_DEF = re.compile(r"^func\s+(?:\([^)]*\)\s*)?(\w+)\s*[\[(]")
 KEYWORDS = {"if", "for", "while", "switch", "catch", "return", "function", "constructor"}
 
@@ -141,7 +145,9 @@ def _comment_above(lines: Sequence[str], i: int, suffix: str) -> list[str]:
         while j >= 0 and lines[j].startswith("//"):
             j -= 1
         return list(lines[j + 1 : i])
-    while j >= 0 and not lines[j].strip():  # koa leaves a blank line between a JSDoc block and its function
+    while (
+        j >= 0 and not lines[j].strip()
+    ):  # koa leaves a blank line between a JSDoc block and its function
         j -= 1
     if j < 0 or not lines[j].strip().endswith("*/"):
         return []
@@ -157,7 +163,9 @@ def js_repo(dest: Path, package: str = "ws", version: str = "8.18.3") -> Path:
     tgz = CACHE / f"{package}-{version}.tgz"
     if not tgz.is_file():
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "pack", f"{package}@{version}"], cwd=CACHE, check=True, capture_output=True)
+        subprocess.run(
+            ["npm", "pack", f"{package}@{version}"], cwd=CACHE, check=True, capture_output=True
+        )
     with tarfile.open(tgz) as tf:
         for member in tf.getmembers():
             if member.isfile() and member.name.endswith(".js"):
@@ -174,9 +182,11 @@ def unanswerable(repo: str) -> list[Question]:
 def eval_sets(work: Path, per_repo: int) -> dict[str, tuple[Path, list[Question]]]:
     rng = random.Random(16)
     sets = {}
-    for name, build, finder in (("python-dateutil", python_repo, python_questions),
-                                ("ws", js_repo, lambda r: brace_questions(r, ".js")),
-                                ("google-uuid", go_repo, lambda r: brace_questions(r, ".go"))):
+    for name, build, finder in (
+        ("python-dateutil", python_repo, python_questions),
+        ("ws", js_repo, lambda r: brace_questions(r, ".js")),
+        ("google-uuid", go_repo, lambda r: brace_questions(r, ".go")),
+    ):
         root = work / name
         if not (root / ".git").is_dir():
             build(root)
@@ -215,25 +225,37 @@ def inside(c: Any, q: Question) -> bool:
 
 
 def shown(c: Any, hits: Sequence[Any]) -> bool:
-    return any(h.path == c.path and h.start_line <= c.start_line and c.end_line <= h.end_line for h in hits)
+    return any(
+        h.path == c.path and h.start_line <= c.start_line and c.end_line <= h.end_line for h in hits
+    )
 
 
 def score(q: Question, answer: Any) -> dict[str, Any]:
     not_found = answer.expert == "search" and answer.reason.startswith("not found")
-    row: dict[str, Any] = {"question": q.q, "target": f"{q.path}:{q.start_line}-{q.end_line} {q.symbol}" if q.path
-                           else "", "expert": answer.expert, "not_found": not_found, "signals": answer.signals,
-                           "answer": answer.text, "attribute_ms": answer.timings.get("attribute_ms"),
-                           "citations": [f"{c.path}:{c.start_line}-{c.end_line} ({c.how})" for c in answer.citations]}
+    row: dict[str, Any] = {
+        "question": q.q,
+        "target": f"{q.path}:{q.start_line}-{q.end_line} {q.symbol}" if q.path else "",
+        "expert": answer.expert,
+        "not_found": not_found,
+        "signals": answer.signals,
+        "answer": answer.text,
+        "attribute_ms": answer.timings.get("attribute_ms"),
+        "citations": [f"{c.path}:{c.start_line}-{c.end_line} ({c.how})" for c in answer.citations],
+    }
     if not q.path:
         return row
     name = q.symbol.rsplit(".", 1)[-1]
     legacy = [c for c in answer.citations if c.how != "attributed"]
-    row |= {"in_prompt": any(h.path == q.path and h.start_line <= q.end_line and h.end_line >= q.start_line
-                             for h in answer.hits),
-            "cites_inside": any(inside(c, q) for c in answer.citations),
-            "legacy_cites_inside": any(inside(c, q) for c in legacy),
-            "names_target": bool(re.search(rf"\b{re.escape(name)}\b", answer.text)),
-            "citations_shown": [shown(c, answer.hits) for c in answer.citations]}
+    row |= {
+        "in_prompt": any(
+            h.path == q.path and h.start_line <= q.end_line and h.end_line >= q.start_line
+            for h in answer.hits
+        ),
+        "cites_inside": any(inside(c, q) for c in answer.citations),
+        "legacy_cites_inside": any(inside(c, q) for c in legacy),
+        "names_target": bool(re.search(rf"\b{re.escape(name)}\b", answer.text)),
+        "citations_shown": [shown(c, answer.hits) for c in answer.citations],
+    }
     row["correct"] = row["cites_inside"] or row["names_target"]
     return row
 
@@ -248,23 +270,35 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     def share(items: Sequence[dict[str, Any]], key: str) -> float:
         return round(sum(bool(r[key]) for r in items) / max(1, len(items)), 3)
 
-    return {"questions": len(real), "unanswerable": len(missing),
-            "in_prompt": share(real, "in_prompt"),
-            "cites_inside_given_in_prompt": share(given, "cites_inside"),
-            "legacy_cites_inside_given_in_prompt": share(given, "legacy_cites_inside"),
-            "cites_inside": share(real, "cites_inside"), "names_target": share(real, "names_target"),
-            "citations_inside_shown": round(sum(cites) / max(1, len(cites)), 3),
-            "wrongly_not_found": share(real, "not_found"), "unanswerable_not_found": share(missing, "not_found"),
-            "attribute_ms": {"p50": percentile(ms, 0.5), "p95": percentile(ms, 0.95)} if ms else {}}
+    return {
+        "questions": len(real),
+        "unanswerable": len(missing),
+        "in_prompt": share(real, "in_prompt"),
+        "cites_inside_given_in_prompt": share(given, "cites_inside"),
+        "legacy_cites_inside_given_in_prompt": share(given, "legacy_cites_inside"),
+        "cites_inside": share(real, "cites_inside"),
+        "names_target": share(real, "names_target"),
+        "citations_inside_shown": round(sum(cites) / max(1, len(cites)), 3),
+        "wrongly_not_found": share(real, "not_found"),
+        "unanswerable_not_found": share(missing, "not_found"),
+        "attribute_ms": {"p50": percentile(ms, 0.5), "p95": percentile(ms, 0.95)} if ms else {},
+    }
 
 
 def auroc(rows: Sequence[dict[str, Any]], model: Any) -> float | None:
     from sklearn.metrics import roc_auc_score
 
-    scored = [(model.probability(r["signals"]), r["correct"]) for r in rows
-              if r["target"] and not r["not_found"] and "mean_logprob" in r["signals"]]
+    scored = [
+        (model.probability(r["signals"]), r["correct"])
+        for r in rows
+        if r["target"] and not r["not_found"] and "mean_logprob" in r["signals"]
+    ]
     labels = {y for _, y in scored}
-    return round(float(roc_auc_score([y for _, y in scored], [p for p, _ in scored])), 3) if len(labels) == 2 else None
+    return (
+        round(float(roc_auc_score([y for _, y in scored], [p for p, _ in scored])), 3)
+        if len(labels) == 2
+        else None
+    )
 
 
 # ----------------------------------------------------------------------------------------------- fitting
@@ -273,7 +307,9 @@ ANSWERABLE = ("rerank_best", "rerank_margin", "vector_best")
 CORRECT = ("rerank_best", "rerank_margin", "vector_best", "mean_logprob", "draft_support")
 
 
-def fit(rows: Sequence[dict[str, Any]], features: Sequence[str], label: str, reject_share: float | None) -> Any:
+def fit(
+    rows: Sequence[dict[str, Any]], features: Sequence[str], label: str, reject_share: float | None
+) -> Any:
     """A logistic regression on standardised features (classes balanced), folded back to raw-feature weights.
     Its threshold is 0.5, or with ``reject_share`` the one that rejects every negative of the dev set as long
     as that rejects at most that share of the positives."""
@@ -292,26 +328,43 @@ def fit(rows: Sequence[dict[str, Any]], features: Sequence[str], label: str, rej
     p = np.array([model.probability(dict(zip(features, row, strict=True))) for row in x])
     negatives, positives = np.sort(p[~y]), np.sort(p[y])
     if reject_share is not None and len(negatives) and len(positives):
-        cap = float(np.quantile(positives, reject_share))  # at most this share of positives falls below
+        cap = float(
+            np.quantile(positives, reject_share)
+        )  # at most this share of positives falls below
         threshold = min(float(negatives[-1]) + 1e-6, cap)
         model = Logistic(model.features, model.weights, model.bias, round(max(threshold, 1e-4), 6))
     return model
 
 
-def run_set(a: Any, questions: Sequence[Question], expert: str | None = None) -> list[dict[str, Any]]:
+def run_set(
+    a: Any, questions: Sequence[Question], expert: str | None = None
+) -> list[dict[str, Any]]:
     rows = []
     for i, q in enumerate(questions):
         started = time.perf_counter()
         answer = next(e.answer for e in a.ask(q.q, expert=expert) if e.kind == "done")
-        rows.append(score(q, answer) | {"wall_s": round(time.perf_counter() - started, 2),
-                                        "ttft_s": answer.timings.get("ttft_ms", 0.0) / 1000})
+        rows.append(
+            score(q, answer)
+            | {
+                "wall_s": round(time.perf_counter() - started, 2),
+                "ttft_s": answer.timings.get("ttft_ms", 0.0) / 1000,
+            }
+        )
         r = rows[-1]
-        log.info("%s %d/%d %s %s", expert or "routed", i + 1, len(questions), r["target"] or "(unanswerable)",
-                 "not found" if r["not_found"] else ("cited inside" if r.get("cites_inside") else "-"))
+        log.info(
+            "%s %d/%d %s %s",
+            expert or "routed",
+            i + 1,
+            len(questions),
+            r["target"] or "(unanswerable)",
+            "not found" if r["not_found"] else ("cited inside" if r.get("cites_inside") else "-"),
+        )
     return rows
 
 
-def routed(router: Any, small: Sequence[dict[str, Any]], big: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def routed(
+    router: Any, small: Sequence[dict[str, Any]], big: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
     """What ``ask`` with routing does on the questions the big model also answered, decided from the signals
     the small run recorded (the same deterministic decisions: greedy decoding, same prompt, same retrieval):
     not found (no LLM), the small answer, or the big one after the small model's probe."""
@@ -327,14 +380,24 @@ def routed(router: Any, small: Sequence[dict[str, Any]], big: Sequence[dict[str,
             picked.append(s["correct"])
             wall += s["wall_s"]
     n = max(1, len(picked))
-    return {"questions": len(picked), "correct": round(sum(picked) / n, 3), "wall_s": round(wall, 1),
-            "escalated": sum(1 for s in small[: len(big)] if (r := router.judge_draft(s["signals"])) is not None
-                             and r.expert == "big")}
+    return {
+        "questions": len(picked),
+        "correct": round(sum(picked) / n, 3),
+        "wall_s": round(wall, 1),
+        "escalated": sum(
+            1
+            for s in small[: len(big)]
+            if (r := router.judge_draft(s["signals"])) is not None and r.expert == "big"
+        ),
+    }
 
 
 def accuracy(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    return {"questions": len(rows), "correct": round(sum(r["correct"] for r in rows) / max(1, len(rows)), 3),
-            "wall_s": round(sum(r["wall_s"] for r in rows), 1)}
+    return {
+        "questions": len(rows),
+        "correct": round(sum(r["correct"] for r in rows) / max(1, len(rows)), 3),
+        "wall_s": round(sum(r["wall_s"] for r in rows), 1),
+    }
 
 
 def assistant(root: Path, work: Path, embedder: Any = None, small: Any = None) -> Any:
@@ -353,7 +416,9 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 
     started = time.perf_counter()
     report: dict[str, Any] = {"benchmark": "grounding", "answer_tokens": ANSWER_TOKENS}
-    if args.dev_js:  # a JavaScript dev set (koa): looked at to improve attribution, never the evaluation repos
+    if (
+        args.dev_js
+    ):  # a JavaScript dev set (koa): looked at to improve attribution, never the evaluation repos
         root = work / "koa"
         if not (root / ".git").is_dir():
             js_repo(root, "koa", "2.16.1")
@@ -367,9 +432,15 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     elif args.fit:
         root, questions = dev_set(work)
         a = assistant(root, work)
-        a.router.confidence = Confidence(None, None)  # fit on what the experts say without any estimate
-        rows = run_set(a, [q for q in questions if q.path], "small")  # the small model's answers, labelled
-        rows += run_set(a, [q for q in questions if not q.path], "search")  # retrieval's signals suffice
+        a.router.confidence = Confidence(
+            None, None
+        )  # fit on what the experts say without any estimate
+        rows = run_set(
+            a, [q for q in questions if q.path], "small"
+        )  # the small model's answers, labelled
+        rows += run_set(
+            a, [q for q in questions if not q.path], "search"
+        )  # retrieval's signals suffice
         answered = [r for r in rows if r["target"]]
         for r in rows:
             r["answerable"] = bool(r["target"])
@@ -377,9 +448,16 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         correct = fit(answered, CORRECT, "correct", None)
         (ROOT / "models" / "confidence.toml").write_text(
             "# Fitted by bench/grounding.py --fit on the dev questions (requests; never the evaluation repos).\n"
-            + answerable.to_toml("answerable") + "\n" + correct.to_toml("correct"))
-        report["dev"] = {"summary": summarize(rows), "rows": rows, "answerable": answerable.__dict__,
-                         "correct": correct.__dict__}
+            + answerable.to_toml("answerable")
+            + "\n"
+            + correct.to_toml("correct")
+        )
+        report["dev"] = {
+            "summary": summarize(rows),
+            "rows": rows,
+            "answerable": answerable.__dict__,
+            "correct": correct.__dict__,
+        }
         a.close()
     else:
         report |= evaluate(work, args.per_repo, args.big)
@@ -393,7 +471,9 @@ def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
 
     confidence = Confidence.load()
     if confidence.correct is None:  # not shipped: measure the candidate the fit wrote
-        candidate = logistic_from(read_toml(ROOT / "models" / "confidence.toml").get("correct_candidate"))
+        candidate = logistic_from(
+            read_toml(ROOT / "models" / "confidence.toml").get("correct_candidate")
+        )
         confidence = Confidence(confidence.answerable, candidate)
     report: dict[str, Any] = {}
     embedder = small = None
@@ -404,29 +484,46 @@ def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
         answerable = [q for q in questions if q.path]
         rows = run_set(a, answerable, "small") + run_set(a, [q for q in questions if not q.path])
         for r in rows:  # what routing would have said for the answerable ones
-            r["not_found"] = r["not_found"] or (bool(r["target"]) and a.router.not_found(r["signals"]) is not None)
-        part: dict[str, Any] = {"summary": summarize(rows), "rows": rows,
-                                "auroc_correct": auroc(rows, confidence.correct) if confidence.correct else None}
+            r["not_found"] = r["not_found"] or (
+                bool(r["target"]) and a.router.not_found(r["signals"]) is not None
+            )
+        part: dict[str, Any] = {
+            "summary": summarize(rows),
+            "rows": rows,
+            "auroc_correct": auroc(rows, confidence.correct) if confidence.correct else None,
+        }
         if n_big and a.parts.has_big():
             big = run_set(a, answerable[:n_big], "big")
             small_part = [r for r in rows if r["target"]][:n_big]
-            part["small_big_routed"] = {"small": accuracy(small_part), "big": accuracy(big),
-                                        "routed": routed(a.router, small_part, big), "big_rows": big}
+            part["small_big_routed"] = {
+                "small": accuracy(small_part),
+                "big": accuracy(big),
+                "routed": routed(a.router, small_part, big),
+                "big_rows": big,
+            }
         report[name] = part
         everything += rows
         log.info("%s: %s", name, part["summary"])
         a.close()
-    report["overall"] = {"summary": summarize(everything),
-                         "auroc_correct": auroc(everything, confidence.correct) if confidence.correct else None}
+    report["overall"] = {
+        "summary": summarize(everything),
+        "auroc_correct": auroc(everything, confidence.correct) if confidence.correct else None,
+    }
     return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--fit", action="store_true", help="answer the dev set and write models/confidence.toml")
-    p.add_argument("--dev-js", action="store_true", help="answer 30 questions of koa (a JavaScript dev set)")
+    p.add_argument(
+        "--fit", action="store_true", help="answer the dev set and write models/confidence.toml"
+    )
+    p.add_argument(
+        "--dev-js", action="store_true", help="answer 30 questions of koa (a JavaScript dev set)"
+    )
     p.add_argument("--per-repo", type=int, default=40)
-    p.add_argument("--big", type=int, default=12, help="questions per repo also answered by the big model")
+    p.add_argument(
+        "--big", type=int, default=12, help="questions per repo also answered by the big model"
+    )
     return run_bench(p, argv, "lp-grounding-", _run)
 
 

@@ -128,11 +128,21 @@ def embedded_texts(a: Any) -> list[str]:
     total, page = a.store.count(), 5000
     for offset in range(0, total, page):
         got = col.get(include=["documents", "metadatas"], limit=page, offset=offset)
-        rows = sorted(zip(got["ids"], got["documents"], got["metadatas"], strict=True),
-                      key=lambda r: (r[2]["path"], r[2]["start_line"]))
+        rows = sorted(
+            zip(got["ids"], got["documents"], got["metadatas"], strict=True),
+            key=lambda r: (r[2]["path"], r[2]["start_line"]),
+        )
         for _, doc, m in rows:
-            chunk = Chunk(str(m["path"]), int(m["start_line"]), int(m["end_line"]), str(m["language"]),
-                          str(m["symbol"]), str(m["kind"]), doc or "", bool(m.get("truncated", False)))
+            chunk = Chunk(
+                str(m["path"]),
+                int(m["start_line"]),
+                int(m["end_line"]),
+                str(m["language"]),
+                str(m["symbol"]),
+                str(m["kind"]),
+                doc or "",
+                bool(m.get("truncated", False)),
+            )
             seen.setdefault(str(m["hash"]), chunk.embed_text())
     return list(seen.values())
 
@@ -141,14 +151,28 @@ def embedded_texts(a: Any) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repo", type=Path, help="index a copy of this git repo instead of the sdist corpus")
-    p.add_argument("--packages", nargs="+", default=[f"{n}=={v}" for n, v in DEFAULT_PACKAGES.items()],
-                   metavar="NAME==VERSION", help="sdists for the default corpus (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32, help="raw baseline encode batch size (default 32)")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="cold index + raw encode rounds, best of each reported (default 3)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--repo", type=Path, help="index a copy of this git repo instead of the sdist corpus"
+    )
+    p.add_argument(
+        "--packages",
+        nargs="+",
+        default=[f"{n}=={v}" for n, v in DEFAULT_PACKAGES.items()],
+        metavar="NAME==VERSION",
+        help="sdists for the default corpus (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="raw baseline encode batch size (default 32)"
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="cold index + raw encode rounds, best of each reported (default 3)",
+    )
     p.add_argument("--seed", type=int, default=0, help="picks the function edited in step 5")
     return run_bench(p, argv, "lp-bench-indexing-", _run)
 
@@ -175,13 +199,17 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     t = time.perf_counter()
     model = embedder.model
     embedder.count_tokens(["def warm_up(x):", "return x"])
-    model.encode(["def warm_up(x):\n    return x"] * 4, batch_size=args.batch_size, show_progress_bar=False)
+    model.encode(
+        ["def warm_up(x):\n    return x"] * 4, batch_size=args.batch_size, show_progress_bar=False
+    )
     load_s = time.perf_counter() - t
     # The baseline is the plain fp32 SentenceTransformer, whatever precision localpilot picked.
     from sentence_transformers import SentenceTransformer
 
     raw = SentenceTransformer(embedder.model_dir, device="cpu")
-    raw.encode(["def warm_up(x):\n    return x"] * 4, batch_size=args.batch_size, show_progress_bar=False)
+    raw.encode(
+        ["def warm_up(x):\n    return x"] * 4, batch_size=args.batch_size, show_progress_bar=False
+    )
     timers = Timers()
     timers.wrap(embedder, "embed", "embed (model.encode)")
     timers.wrap(embedder, "count_tokens", "count_tokens (chunking)")
@@ -214,20 +242,41 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         if not texts:
             texts = embedded_texts(a)
             if len(texts) != cold.chunks_embedded:
-                log.warning("collected %d texts but the indexer embedded %d", len(texts), cold.chunks_embedded)
+                log.warning(
+                    "collected %d texts but the indexer embedded %d",
+                    len(texts),
+                    cold.chunks_embedded,
+                )
         t = time.perf_counter()
-        raw_vectors = raw.encode(texts, batch_size=args.batch_size, show_progress_bar=False,
-                                 normalize_embeddings=True)
+        raw_vectors = raw.encode(
+            texts, batch_size=args.batch_size, show_progress_bar=False, normalize_embeddings=True
+        )
         raw_s = time.perf_counter() - t
         log.info("raw run %d: %d texts in %.2fs", i + 1, len(texts), raw_s)
-        runs.append({"stats": cold, "wall": cold_wall, "open_s": open_s, "breakdown": breakdown, "raw_s": raw_s})
+        runs.append(
+            {
+                "stats": cold,
+                "wall": cold_wall,
+                "open_s": open_s,
+                "breakdown": breakdown,
+                "raw_s": raw_s,
+            }
+        )
     best = min(runs, key=lambda r: r["stats"].seconds)
-    cold, cold_wall, open_s, breakdown = best["stats"], best["wall"], best["open_s"], best["breakdown"]
+    cold, cold_wall, open_s, breakdown = (
+        best["stats"],
+        best["wall"],
+        best["open_s"],
+        best["breakdown"],
+    )
     raw_s = min(r["raw_s"] for r in runs)
     tokens = embedder.count_tokens(texts)
     cosines = (embedder.embed(texts) * raw_vectors).sum(axis=1)
-    agreement = {"precision": embedder.precision, "cosine_min": float(cosines.min()),
-                 "cosine_mean": float(cosines.mean())}
+    agreement = {
+        "precision": embedder.precision,
+        "cosine_min": float(cosines.min()),
+        "cosine_mean": float(cosines.mean()),
+    }
     log.info("localpilot vs raw fp32 vectors: %s", agreement)
 
     # 4. warm re-index, nothing changed
@@ -246,10 +295,16 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         timers.reset()
         edited = a.index()
         log.info("edit %s %s: %s", path, qual, edited.summary())
-        edit = {"target": f"{path}:{start}-{end} {qual}", "seconds": edited.seconds,
-                "chunks_embedded": edited.chunks_embedded, "chunks_written": edited.chunks_written,
-                "chunks_reused": edited.chunks_reused, "chunks_deleted": edited.chunks_deleted,
-                "files_indexed": edited.files_indexed, "embed_calls": timers.calls.get("embed (model.encode)", 0)}
+        edit = {
+            "target": f"{path}:{start}-{end} {qual}",
+            "seconds": edited.seconds,
+            "chunks_embedded": edited.chunks_embedded,
+            "chunks_written": edited.chunks_written,
+            "chunks_reused": edited.chunks_reused,
+            "chunks_deleted": edited.chunks_deleted,
+            "files_indexed": edited.files_indexed,
+            "embed_calls": timers.calls.get("embed (model.encode)", 0),
+        }
     a.close()
 
     lp_rate = cold.chunks_embedded / cold.seconds if cold.seconds else 0.0
@@ -261,17 +316,33 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         "files_skipped": cold.files_skipped,
         "model_load_s": load_s,
         "store_open_s": open_s,
-        "cold": {"seconds": cold.seconds, "wall_seconds": cold_wall, "chunks_written": cold.chunks_written,
-                 "chunks_embedded": cold.chunks_embedded, "chunks_truncated": cold.chunks_truncated,
-                 "chunks_per_s": lp_rate, "breakdown_s": breakdown,
-                 "runs_s": [r["stats"].seconds for r in runs]},
+        "cold": {
+            "seconds": cold.seconds,
+            "wall_seconds": cold_wall,
+            "chunks_written": cold.chunks_written,
+            "chunks_embedded": cold.chunks_embedded,
+            "chunks_truncated": cold.chunks_truncated,
+            "chunks_per_s": lp_rate,
+            "breakdown_s": breakdown,
+            "runs_s": [r["stats"].seconds for r in runs],
+        },
         "agreement": agreement,
-        "raw": {"seconds": raw_s, "texts": len(texts), "chunks_per_s": raw_rate, "batch_size": args.batch_size,
-                "runs_s": [r["raw_s"] for r in runs], "tokens_mean": sum(tokens) / max(len(tokens), 1),
-                "tokens_max": max(tokens, default=0)},
+        "raw": {
+            "seconds": raw_s,
+            "texts": len(texts),
+            "chunks_per_s": raw_rate,
+            "batch_size": args.batch_size,
+            "runs_s": [r["raw_s"] for r in runs],
+            "tokens_mean": sum(tokens) / max(len(tokens), 1),
+            "tokens_max": max(tokens, default=0),
+        },
         "ratio_localpilot_over_raw": lp_rate / raw_rate if raw_rate else 0.0,
-        "warm": {"seconds": warm.seconds, "fraction_of_cold": warm.seconds / cold.seconds if cold.seconds else 0.0,
-                 "chunks_embedded": warm.chunks_embedded, "files_unchanged": warm.files_unchanged},
+        "warm": {
+            "seconds": warm.seconds,
+            "fraction_of_cold": warm.seconds / cold.seconds if cold.seconds else 0.0,
+            "chunks_embedded": warm.chunks_embedded,
+            "files_unchanged": warm.files_unchanged,
+        },
         "edit": edit,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
@@ -288,28 +359,43 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 
 def print_report(r: dict) -> None:
     c, raw, w, e = r["cold"], r["raw"], r["warm"], r["edit"]
-    print(f"indexing: {r['repo']}; {r['files_indexed']} files indexed ({r['files_skipped']} skipped), "
-          f"{c['chunks_written']} chunks, embed texts {raw['tokens_mean']:.0f} tokens mean / {raw['tokens_max']} max")
-    print(f"model load + warm-up {r['model_load_s']:.1f}s, fresh store open {r['store_open_s']:.2f}s (both excluded)")
+    print(
+        f"indexing: {r['repo']}; {r['files_indexed']} files indexed ({r['files_skipped']} skipped), "
+        f"{c['chunks_written']} chunks, embed texts {raw['tokens_mean']:.0f} tokens mean / {raw['tokens_max']} max"
+    )
+    print(
+        f"model load + warm-up {r['model_load_s']:.1f}s, fresh store open {r['store_open_s']:.2f}s (both excluded)"
+    )
     print()
     head = f"{'step':<34} {'seconds':>8} {'embedded':>9} {'chunks/s':>9}  note"
     print(head)
     print("-" * len(head))
-    print(f"{'cold index (localpilot)':<34} {c['seconds']:>8.2f} {c['chunks_embedded']:>9} {c['chunks_per_s']:>9.1f}  "
-          "best of " + ", ".join(f"{x:.2f}" for x in c["runs_s"]))
-    print(f"{'raw model.encode, same texts':<34} {raw['seconds']:>8.2f} {raw['texts']:>9} {raw['chunks_per_s']:>9.1f}  "
-          "best of " + ", ".join(f"{x:.2f}" for x in raw["runs_s"])
-          + f"; batch_size {raw['batch_size']}")
+    print(
+        f"{'cold index (localpilot)':<34} {c['seconds']:>8.2f} {c['chunks_embedded']:>9} {c['chunks_per_s']:>9.1f}  "
+        "best of " + ", ".join(f"{x:.2f}" for x in c["runs_s"])
+    )
+    print(
+        f"{'raw model.encode, same texts':<34} {raw['seconds']:>8.2f} {raw['texts']:>9} {raw['chunks_per_s']:>9.1f}  "
+        "best of "
+        + ", ".join(f"{x:.2f}" for x in raw["runs_s"])
+        + f"; batch_size {raw['batch_size']}"
+    )
     print(f"{'ratio localpilot / raw':<34} {'':>8} {'':>9} {r['ratio_localpilot_over_raw']:>9.3f}")
     g = r["agreement"]
-    print(f"localpilot precision {g['precision']}: cosine to raw fp32 vectors min {g['cosine_min']:.4f}, "
-          f"mean {g['cosine_mean']:.4f}")
-    print(f"{'warm re-index (no change)':<34} {w['seconds']:>8.2f} {w['chunks_embedded']:>9} {'':>9}  "
-          f"{100 * w['fraction_of_cold']:.1f}% of cold")
+    print(
+        f"localpilot precision {g['precision']}: cosine to raw fp32 vectors min {g['cosine_min']:.4f}, "
+        f"mean {g['cosine_mean']:.4f}"
+    )
+    print(
+        f"{'warm re-index (no change)':<34} {w['seconds']:>8.2f} {w['chunks_embedded']:>9} {'':>9}  "
+        f"{100 * w['fraction_of_cold']:.1f}% of cold"
+    )
     if e.get("target"):
-        print(f"{'edit 1 function, re-index':<34} {e['seconds']:>8.2f} {e['chunks_embedded']:>9} {'':>9}  "
-              f"{e['target']}; {e['chunks_written']} written, {e['chunks_reused']} reused, "
-              f"{e['chunks_deleted']} deleted")
+        print(
+            f"{'edit 1 function, re-index':<34} {e['seconds']:>8.2f} {e['chunks_embedded']:>9} {'':>9}  "
+            f"{e['target']}; {e['chunks_written']} written, {e['chunks_reused']} reused, "
+            f"{e['chunks_deleted']} deleted"
+        )
     print()
     head = f"{'cold index time breakdown':<38} {'seconds':>8} {'share':>7}"
     print(head)

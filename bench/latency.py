@@ -25,7 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _corpus import build_corpus, percentile, run_bench
 
 log = logging.getLogger("bench.latency")
-PACKAGES = {"pygments": "2.19.2", "click": "8.5.1", "jinja2": "3.1.6", "docutils": "0.21.2"}  # none reserved
+PACKAGES = {
+    "pygments": "2.19.2",
+    "click": "8.5.1",
+    "jinja2": "3.1.6",
+    "docutils": "0.21.2",
+}  # none reserved
 
 
 def measure(a: Any, queries: Sequence[str]) -> dict[str, float]:
@@ -36,8 +41,13 @@ def measure(a: Any, queries: Sequence[str]) -> dict[str, float]:
         total.append((time.perf_counter() - t) * 1000)
         retrieve.append(found.timings.get("retrieve_ms", 0.0))
         rerank.append(found.timings.get("rerank_ms", 0.0))
-    return {"p50_ms": percentile(total, 0.5), "p95_ms": percentile(total, 0.95), "mean_ms": statistics.mean(total),
-            "retrieve_p50_ms": percentile(retrieve, 0.5), "rerank_p50_ms": percentile(rerank, 0.5)}
+    return {
+        "p50_ms": percentile(total, 0.5),
+        "p95_ms": percentile(total, 0.95),
+        "mean_ms": statistics.mean(total),
+        "retrieve_p50_ms": percentile(retrieve, 0.5),
+        "rerank_p50_ms": percentile(rerank, 0.5),
+    }
 
 
 def _run(args: argparse.Namespace, work: Path) -> int:
@@ -51,26 +61,44 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     log.info("index: %s", stats.summary())
     chunks = a.state.chunk_count()
     if corpus is not None:
-        (work / "queries.json").write_text(json.dumps([f.query for f in corpus.functions if f.query]))
+        (work / "queries.json").write_text(
+            json.dumps([f.query for f in corpus.functions if f.query])
+        )
     pool = json.loads((work / "queries.json").read_text())
     queries = random.Random(args.seed).sample(pool, min(args.queries, len(pool)))
     queries += ["render_markup", "HTTPException", "url_for", "Console.print"]
     for q in queries[:5]:  # warm: models loaded, caches built
         a.search(q, k=10)
-    results = {"reranker " + (a.retriever.reranker.name if a.retriever.reranker else "none"): measure(a, queries)}
+    results = {
+        "reranker " + (a.retriever.reranker.name if a.retriever.reranker else "none"): measure(
+            a, queries
+        )
+    }
     if a.retriever.reranker is not None:
         reranker, a.retriever.reranker = a.retriever.reranker, None
         results["reranker none"] = measure(a, queries)
         a.retriever.reranker = reranker
-    report = {"benchmark": "latency", "chunks": chunks, "queries": len(queries), "cpus": os.cpu_count(),
-              "load_avg_start": os.getloadavg(), "precision": getattr(a.embedder, "precision", "?"),
-              "results": results}
+    report = {
+        "benchmark": "latency",
+        "chunks": chunks,
+        "queries": len(queries),
+        "cpus": os.cpu_count(),
+        "load_avg_start": os.getloadavg(),
+        "precision": getattr(a.embedder, "precision", "?"),
+        "results": results,
+    }
     a.close()
-    print(f"latency: {chunks} chunks, {len(queries)} queries, {os.cpu_count()} CPUs, embedder {report['precision']}")
-    print(f"{'configuration':<26} {'p50 ms':>8} {'p95 ms':>8} {'retrieve p50':>13} {'rerank p50':>11}")
+    print(
+        f"latency: {chunks} chunks, {len(queries)} queries, {os.cpu_count()} CPUs, embedder {report['precision']}"
+    )
+    print(
+        f"{'configuration':<26} {'p50 ms':>8} {'p95 ms':>8} {'retrieve p50':>13} {'rerank p50':>11}"
+    )
     for name, r in results.items():
-        print(f"{name:<26} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['retrieve_p50_ms']:>13.1f} "
-              f"{r['rerank_p50_ms']:>11.1f}")
+        print(
+            f"{name:<26} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['retrieve_p50_ms']:>13.1f} "
+            f"{r['rerank_p50_ms']:>11.1f}"
+        )
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
     return 0

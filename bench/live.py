@@ -63,7 +63,11 @@ def save_latency(a: Any, root: Path, files: list[str], saves: int) -> dict[str, 
         started = time.monotonic()
         wait_for(lambda n=name, r=rel: any(h.path == r and n in h.snippet for h in a.search(n, 5)))
         latencies.append(time.monotonic() - started)
-    return {"p50_s": percentile(latencies, 0.5), "p95_s": percentile(latencies, 0.95), "n": len(latencies)}
+    return {
+        "p50_s": percentile(latencies, 0.5),
+        "p95_s": percentile(latencies, 0.95),
+        "n": len(latencies),
+    }
 
 
 def branch_switch(a: Any, watcher: Any, root: Path, n_files: int) -> dict[str, Any]:
@@ -72,7 +76,9 @@ def branch_switch(a: Any, watcher: Any, root: Path, n_files: int) -> dict[str, A
     git(root, "checkout", "-q", "-b", "bench-many")
     for i in range(n_files):
         (root / "many" / f"m{i // 100}").mkdir(parents=True, exist_ok=True)
-        (root / "many" / f"m{i // 100}" / f"f{i}.py").write_text(f"def generated_{i}(x):\n    return x + {i}\n")
+        (root / "many" / f"m{i // 100}" / f"f{i}.py").write_text(
+            f"def generated_{i}(x):\n    return x + {i}\n"
+        )
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "many")
     wait_for(lambda: len(a.state.files()) == base + n_files)
@@ -85,8 +91,11 @@ def branch_switch(a: Any, watcher: Any, root: Path, n_files: int) -> dict[str, A
         started = time.monotonic()
         git(root, "checkout", "-q", branch)
         wait_for(lambda e=expected: len(a.state.files()) == e)
-        out[name] = {"seconds_to_consistent": time.monotonic() - started, "events": watcher.events - events,
-                     "index_runs": watcher.runs - runs}
+        out[name] = {
+            "seconds_to_consistent": time.monotonic() - started,
+            "events": watcher.events - events,
+            "index_runs": watcher.runs - runs,
+        }
         time.sleep(1)
     return out
 
@@ -98,20 +107,34 @@ def resume_after_kill(root: Path, cache: Path) -> dict[str, float]:
     subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)
     cold = time.monotonic() - started
     env["XDG_CACHE_HOME"] = str(cache / "killed")
-    proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     time.sleep(cold * 0.6)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     started = time.monotonic()
     subprocess.run(cmd, cwd=root, env=env, check=True, capture_output=True)
     resume = time.monotonic() - started
-    return {"cold_s": cold, "killed_at_s": cold * 0.6, "resume_s": resume, "resume_vs_cold": resume / cold}
+    return {
+        "cold_s": cold,
+        "killed_at_s": cold * 0.6,
+        "resume_s": resume,
+        "resume_vs_cold": resume / cold,
+    }
 
 
 def readers(root: Path, n: int, seconds: float) -> list[subprocess.Popen[str]]:
     """Start n reader processes, wait until each has loaded its models, then let them all go."""
-    procs = [subprocess.Popen([sys.executable, "-c", READER, str(root), str(seconds)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True) for _ in range(n)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, str(root), str(seconds)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
     for p in procs:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     for p in procs:
@@ -128,7 +151,9 @@ def reader_results(procs: list[subprocess.Popen[str]]) -> list[dict[str, int]]:
 def readers_and_writer(root: Path, files: list[str], seconds: float) -> dict[str, Any]:
     """Baseline: one reader alone. Then 3 readers while a writer edits a file and runs `localpilot index`."""
     alone = reader_results(readers(root, 1, seconds))[0]["searches"] / seconds
-    three = statistics.mean(r["searches"] for r in reader_results(readers(root, 3, seconds))) / seconds
+    three = (
+        statistics.mean(r["searches"] for r in reader_results(readers(root, 3, seconds))) / seconds
+    )
     procs = readers(root, 3, seconds)
     writer_runs = 0
     end = time.monotonic() + seconds
@@ -136,21 +161,30 @@ def readers_and_writer(root: Path, files: list[str], seconds: float) -> dict[str
     while time.monotonic() < end:
         with (root / rng.choice(files)).open("a") as fh:
             fh.write(f"\n# touched {writer_runs}\n")
-        subprocess.run([sys.executable, "-m", "localpilot", "index", "-q"], cwd=root, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "localpilot", "index", "-q"], cwd=root, capture_output=True
+        )
         writer_runs += 1
     results = reader_results(procs)
     per_reader = statistics.mean(r["searches"] for r in results) / seconds
-    return {"seconds": seconds, "writer_runs": writer_runs, "searches_per_s_alone": alone,
-            "three_readers_no_writer_per_reader": three,
-            "searches_per_s_per_reader": per_reader, "total_vs_alone": 3 * per_reader / alone,
-            "failed_searches": sum(r["failures"] for r in results)}
+    return {
+        "seconds": seconds,
+        "writer_runs": writer_runs,
+        "searches_per_s_alone": alone,
+        "three_readers_no_writer_per_reader": three,
+        "searches_per_s_per_reader": per_reader,
+        "total_vs_alone": 3 * per_reader / alone,
+        "failed_searches": sum(r["failures"] for r in results),
+    }
 
 
 def run(args: argparse.Namespace, work: Path) -> int:
     from localpilot.config import load_settings
     from localpilot.service import Assistant
 
-    corpus = build_corpus(work / "repo", {"requests": "2.34.2", "attrs": "26.1.0", "flask": "3.1.3"})
+    corpus = build_corpus(
+        work / "repo", {"requests": "2.34.2", "attrs": "26.1.0", "flask": "3.1.3"}
+    )
     root = corpus.root
     os.environ["XDG_CACHE_HOME"] = str(work / "cache")
     out: dict[str, Any] = {"resume": resume_after_kill(root, work / "resume-cache")}
@@ -164,18 +198,31 @@ def run(args: argparse.Namespace, work: Path) -> int:
     finally:
         watcher.stop()
     out["readers_writer"] = readers_and_writer(root, corpus.files, args.seconds)
-    s, b, r, c = out["save_to_searchable"], out["branch_switch"], out["resume"], out["readers_writer"]
-    print(f"save-to-searchable ({s['n']} saves, {out['watch_mode']}): p50 {s['p50_s']:.2f}s  p95 {s['p95_s']:.2f}s")
+    s, b, r, c = (
+        out["save_to_searchable"],
+        out["branch_switch"],
+        out["resume"],
+        out["readers_writer"],
+    )
+    print(
+        f"save-to-searchable ({s['n']} saves, {out['watch_mode']}): p50 {s['p50_s']:.2f}s  p95 {s['p95_s']:.2f}s"
+    )
     for way in ("onto", "back"):
         w = b[way]
-        print(f"checkout {way} a branch with {b['files']} more files: {w['events']} events -> {w['index_runs']} index "
-              f"runs, consistent after {w['seconds_to_consistent']:.1f}s")
-    print(f"resume after kill -9 at {r['killed_at_s']:.0f}s: {r['resume_s']:.1f}s vs cold {r['cold_s']:.1f}s "
-          f"({r['resume_vs_cold']:.2f}x)")
-    print(f"3 readers + 1 writer for {c['seconds']:.0f}s: {c['searches_per_s_per_reader']:.1f} searches/s per reader "
-          f"(one reader alone: {c['searches_per_s_alone']:.1f}/s; 3 readers, no writer: "
-          f"{c['three_readers_no_writer_per_reader']:.1f}/s each; all 3 with the writer "
-          f"{c['total_vs_alone']:.2f}x alone), {c['writer_runs']} writer runs, {c['failed_searches']} failed searches")
+        print(
+            f"checkout {way} a branch with {b['files']} more files: {w['events']} events -> {w['index_runs']} index "
+            f"runs, consistent after {w['seconds_to_consistent']:.1f}s"
+        )
+    print(
+        f"resume after kill -9 at {r['killed_at_s']:.0f}s: {r['resume_s']:.1f}s vs cold {r['cold_s']:.1f}s "
+        f"({r['resume_vs_cold']:.2f}x)"
+    )
+    print(
+        f"3 readers + 1 writer for {c['seconds']:.0f}s: {c['searches_per_s_per_reader']:.1f} searches/s per reader "
+        f"(one reader alone: {c['searches_per_s_alone']:.1f}/s; 3 readers, no writer: "
+        f"{c['three_readers_no_writer_per_reader']:.1f}/s each; all 3 with the writer "
+        f"{c['total_vs_alone']:.2f}x alone), {c['writer_runs']} writer runs, {c['failed_searches']} failed searches"
+    )
     if args.out:
         args.out.write_text(json.dumps(out, indent=2))
     return 0

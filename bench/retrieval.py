@@ -94,8 +94,9 @@ ABLATIONS: dict[str, tuple[dict[str, float] | None, bool]] = {
 }
 
 
-def run_localpilot(repo: Path, cache: Path, queries: Sequence[str], k: int,
-                   ablate: bool) -> tuple[dict[str, list[list[Span]]], dict, Any]:
+def run_localpilot(
+    repo: Path, cache: Path, queries: Sequence[str], k: int, ablate: bool
+) -> tuple[dict[str, list[list[Span]]], dict, Any]:
     """Index ``repo`` and search each query; returns ({variant: rankings}, info, the loaded model)."""
     import dataclasses
 
@@ -120,17 +121,26 @@ def run_localpilot(repo: Path, cache: Path, queries: Sequence[str], k: int,
 
     ranked, latency = search_all()
     out = {"": ranked}
-    info = {"embedder": a.embedder.name, "model_load_s": load_s, "index_s": stats.seconds,
-            "chunks": stats.chunks_written,
-            "chunks_embedded": stats.chunks_embedded, "chunks_truncated": stats.chunks_truncated,
-            "files_indexed": stats.files_indexed, **latency, "variants": {}}
+    info = {
+        "embedder": a.embedder.name,
+        "model_load_s": load_s,
+        "index_s": stats.seconds,
+        "chunks": stats.chunks_written,
+        "chunks_embedded": stats.chunks_embedded,
+        "chunks_truncated": stats.chunks_truncated,
+        "files_indexed": stats.files_indexed,
+        **latency,
+        "variants": {},
+    }
     config = getattr(getattr(a, "retriever", None), "config", None)
     if ablate and config is not None and hasattr(config, "weights"):
         reranker = a.retriever.reranker
         for name, (weights, rerank) in ABLATIONS.items():
             if not rerank and reranker is None and weights is None:
                 continue  # "no rerank" is the main row already
-            a.retriever.config = dataclasses.replace(config, weights={**config.weights, **(weights or {})})
+            a.retriever.config = dataclasses.replace(
+                config, weights={**config.weights, **(weights or {})}
+            )
             a.retriever.reranker = reranker if rerank else None
             out[name], info["variants"][name] = search_all()
         a.retriever.config, a.retriever.reranker = config, reranker
@@ -147,7 +157,9 @@ def base_minilm() -> Any:
     return SentenceTransformer(str(resolve_embedder("minilm").path), device="cpu")
 
 
-def run_bm25(functions: Sequence[Function], queries: Sequence[str], k: int) -> tuple[list[list[Span]], dict]:
+def run_bm25(
+    functions: Sequence[Function], queries: Sequence[str], k: int
+) -> tuple[list[list[Span]], dict]:
     import bm25s
 
     t = time.perf_counter()
@@ -157,22 +169,34 @@ def run_bm25(functions: Sequence[Function], queries: Sequence[str], k: int) -> t
     ranked, times = [], []
     for q in queries:
         t = time.perf_counter()
-        docs, scores = retriever.retrieve([code_tokens(q)], k=min(k, len(functions)), show_progress=False)
-        ranked.append([_span(functions[int(d)]) for d, s in zip(docs[0], scores[0], strict=True) if s > 0])
+        docs, scores = retriever.retrieve(
+            [code_tokens(q)], k=min(k, len(functions)), show_progress=False
+        )
+        ranked.append(
+            [_span(functions[int(d)]) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
+        )
         times.append(time.perf_counter() - t)
     return ranked, {"index_s": index_s, **_latency(times)}
 
 
-def run_minilm(model: Any, functions: Sequence[Function], queries: Sequence[str], k: int,
-               batch_size: int) -> tuple[list[list[Span]], dict]:
+def run_minilm(
+    model: Any, functions: Sequence[Function], queries: Sequence[str], k: int, batch_size: int
+) -> tuple[list[list[Span]], dict]:
     t = time.perf_counter()
-    docs = model.encode([f.source for f in functions], batch_size=batch_size, normalize_embeddings=True,
-                        convert_to_numpy=True, show_progress_bar=False)
+    docs = model.encode(
+        [f.source for f in functions],
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
     index_s = time.perf_counter() - t
     ranked, times = [], []
     for q in queries:  # one at a time, like an interactive search
         t = time.perf_counter()
-        vec = model.encode([q], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)[0]
+        vec = model.encode(
+            [q], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )[0]
         top = np.argsort(-(docs @ vec), kind="stable")[:k]
         ranked.append([_span(functions[int(i)]) for i in top])
         times.append(time.perf_counter() - t)
@@ -182,8 +206,11 @@ def run_minilm(model: Any, functions: Sequence[Function], queries: Sequence[str]
 def _latency(times: Sequence[float]) -> dict[str, float]:
     """Per-query latency; the median is the headline (shared 2-core machines make the mean noisy)."""
     ms = np.asarray(times or [0.0]) * 1000
-    return {"query_ms": float(np.median(ms)), "query_ms_mean": float(ms.mean()),
-            "query_ms_p90": float(np.percentile(ms, 90))}
+    return {
+        "query_ms": float(np.median(ms)),
+        "query_ms_mean": float(ms.mean()),
+        "query_ms_p90": float(np.percentile(ms, 90)),
+    }
 
 
 def _span(f: Function) -> Span:
@@ -204,16 +231,30 @@ def parse_packages(items: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--packages", nargs="+", default=[f"{n}=={v}" for n, v in DEFAULT_PACKAGES.items()],
-                   metavar="NAME==VERSION", help="sdists to use (default: %(default)s)")
-    p.add_argument("--max-queries", type=int, default=300, help="sample at most this many queries (default 300)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--packages",
+        nargs="+",
+        default=[f"{n}=={v}" for n, v in DEFAULT_PACKAGES.items()],
+        metavar="NAME==VERSION",
+        help="sdists to use (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-queries",
+        type=int,
+        default=300,
+        help="sample at most this many queries (default 300)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-k", type=int, default=10, help="results per query (default 10)")
     p.add_argument("--batch-size", type=int, default=32, help="raw MiniLM encode batch size")
-    p.add_argument("--no-ablations", action="store_true",
-                   help="skip the localpilot vector-only / lexical-only rows")
+    p.add_argument(
+        "--no-ablations",
+        action="store_true",
+        help="skip the localpilot vector-only / lexical-only rows",
+    )
     return run_bench(p, argv, "lp-bench-retrieval-", _run)
 
 
@@ -229,7 +270,9 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     targets = random.Random(args.seed).sample(pool, min(args.max_queries, len(pool)))
     queries = [t.query or "" for t in targets]
     functions = corpus.functions
-    log.info("%d functions, %d candidate queries, %d sampled", len(functions), len(pool), len(targets))
+    log.info(
+        "%d functions, %d candidate queries, %d sampled", len(functions), len(pool), len(targets)
+    )
 
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)
@@ -243,12 +286,24 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     log.info("minilm-raw done")
     ranked_own, info_own = run_minilm(model, functions, queries, args.k, args.batch_size)
 
-    runs: list[tuple[str, list[list[Span]], dict, Callable[[Sequence[Span], Function], int | None]]] = [
+    runs: list[
+        tuple[str, list[list[Span]], dict, Callable[[Sequence[Span], Function], int | None]]
+    ] = [
         ("localpilot", ranked_lp, info_lp, first_hit),
         ("localpilot (chunk in fn)", ranked_lp, info_lp, lambda r, t: first_hit(r, t, strict=True)),
-        *[(f"localpilot [{name}]", lp_runs[name],
-           {**{k: v for k, v in info_lp.items() if k != "variants"}, **info_lp["variants"][name]}, first_hit)
-          for name in ABLATIONS if name in lp_runs],
+        *[
+            (
+                f"localpilot [{name}]",
+                lp_runs[name],
+                {
+                    **{k: v for k, v in info_lp.items() if k != "variants"},
+                    **info_lp["variants"][name],
+                },
+                first_hit,
+            )
+            for name in ABLATIONS
+            if name in lp_runs
+        ],
         ("bm25", ranked_bm, info_bm, first_hit),
         ("minilm-raw", ranked_mini, info_mini, first_hit),
         (f"{info_lp['embedder']}-raw (localpilot's embedder)", ranked_own, info_own, first_hit),
@@ -277,9 +332,14 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         "cpus": os.cpu_count(),
         "loadavg_start": load_start,
         "loadavg_end": os.getloadavg(),
-        "examples": [{"query": t.query, "target": f"{t.path}:{t.start_line}-{t.end_line} {t.qualname}",
-                      "localpilot_top": [f"{p}:{lo}-{hi}" for p, lo, hi in r[:3]]}
-                     for t, r in list(zip(targets, ranked_lp, strict=True))[:5]],
+        "examples": [
+            {
+                "query": t.query,
+                "target": f"{t.path}:{t.start_line}-{t.end_line} {t.qualname}",
+                "localpilot_top": [f"{p}:{lo}-{hi}" for p, lo, hi in r[:3]],
+            }
+            for t, r in list(zip(targets, ranked_lp, strict=True))[:5]
+        ],
     }
     print_report(report)
     if args.out:
@@ -292,19 +352,25 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 def print_report(r: dict) -> None:
     k = r["k"]
     pk = ", ".join(f"{n}=={v}" for n, v in r["packages"].items())
-    print(f"retrieval: {pk}; {r['files']} files, {r['functions']} functions, "
-          f"{r['queries']} queries (of {r['candidate_queries']}), seed {r['seed']}")
+    print(
+        f"retrieval: {pk}; {r['files']} files, {r['functions']} functions, "
+        f"{r['queries']} queries (of {r['candidate_queries']}), seed {r['seed']}"
+    )
     lp = r["results"]["localpilot"]["timing"]
-    print(f"localpilot index: {lp['chunks']} chunks, {lp['chunks_embedded']} embedded "
-          f"({lp['chunks_truncated']} truncated), model load {lp['model_load_s']:.1f}s")
+    print(
+        f"localpilot index: {lp['chunks']} chunks, {lp['chunks_embedded']} embedded "
+        f"({lp['chunks_truncated']} truncated), model load {lp['model_load_s']:.1f}s"
+    )
     print()
     head = f"{'system':<38} {'MRR@' + str(k):>8} {'R@1':>7} {'R@' + str(k):>7} {'index s':>9} {'query ms (median)':>18}"
     print(head)
     print("-" * len(head))
     for name, res in r["results"].items():
         t = res["timing"]
-        print(f"{name:<38} {res[f'mrr@{k}']:>8.3f} {res['r@1']:>7.3f} {res[f'r@{k}']:>7.3f} "
-              f"{t['index_s']:>9.1f} {t['query_ms']:>18.1f}")
+        print(
+            f"{name:<38} {res[f'mrr@{k}']:>8.3f} {res['r@1']:>7.3f} {res[f'r@{k}']:>7.3f} "
+            f"{t['index_s']:>9.1f} {t['query_ms']:>18.1f}"
+        )
     print()
     pkgs = list(r["packages"])
     counts = r["results"]["bm25"]["by_package"]

@@ -68,12 +68,19 @@ class Request:
     hits: list[Hit] = field(default_factory=list)
     signals: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    started: float = field(default_factory=lambda: time.perf_counter())  # looked up at call time (tests freeze it)
+    started: float = field(
+        default_factory=lambda: time.perf_counter()
+    )  # looked up at call time (tests freeze it)
     escalated_from: str = ""
 
 
-def answer_request(a: Backend, question: str, conversation: Conversation, expert: str | None,
-                   cancel: threading.Event | None) -> Iterator[AskEvent]:
+def answer_request(
+    a: Backend,
+    question: str,
+    conversation: Conversation,
+    expert: str | None,
+    cancel: threading.Event | None,
+) -> Iterator[AskEvent]:
     req = Request(question, conversation, expert is not None, cancel)
     route = a.router.decide(question, expert)
     yield AskEvent("route", f"{route.expert}: {route.reason}")
@@ -83,16 +90,22 @@ def answer_request(a: Backend, question: str, conversation: Conversation, expert
     yield AskEvent("hits", hits=req.hits)
     # a follow-up ("and what does it return?") leans on the earlier turns' snippets: never "not found"
     first_turn = not conversation.turns
-    missing = a.router.not_found(req.signals, question) if route.expert != "search" and not req.forced and \
-        first_turn else None
+    missing = (
+        a.router.not_found(req.signals, question)
+        if route.expert != "search" and not req.forced and first_turn
+        else None
+    )
     if missing is not None:
         route = missing
     if route.expert == "search":
         yield _search_answer(req, route)
         return
-    if not req.forced and req.hits and route.expert == "small":  # only a small route can escalate for size
-        route = a.router.after_retrieval(route, relevant_tokens(req.hits, a.generator("small")),
-                                         a.settings.context_tokens)
+    if (
+        not req.forced and req.hits and route.expert == "small"
+    ):  # only a small route can escalate for size
+        route = a.router.after_retrieval(
+            route, relevant_tokens(req.hits, a.generator("small")), a.settings.context_tokens
+        )
     yield from _generate(a, route, req)
 
 
@@ -107,12 +120,22 @@ def _search_answer(req: Request, route: Route) -> AskEvent:
     hits = req.hits
     if route.reason.startswith("not found"):
         hits = hits[:NEAREST_HITS]
-        text = "Not found in this repository: no indexed code answers this well.\n\nNearest code:\n" + \
-            search_answer_text(hits)
+        text = (
+            "Not found in this repository: no indexed code answers this well.\n\nNearest code:\n"
+            + search_answer_text(hits)
+        )
     else:
         text = search_answer_text(hits)
-    answer = Answer(req.question, text, "search", route.reason, "", hits=hits, timings=req.timings,
-                    signals=req.signals)
+    answer = Answer(
+        req.question,
+        text,
+        "search",
+        route.reason,
+        "",
+        hits=hits,
+        timings=req.timings,
+        signals=req.signals,
+    )
     return AskEvent("done", answer.text, answer=answer)
 
 
@@ -156,33 +179,70 @@ def _generate(a: Backend, route: Route, req: Request) -> Iterator[AskEvent]:
     yield _finish(a, route, req, prompt, tokens, gen, first_shown)
 
 
-def draft_signals(a: Backend, req: Request, prompt: Prompt, draft: Sequence[Token]) -> dict[str, float]:
+def draft_signals(
+    a: Backend, req: Request, prompt: Prompt, draft: Sequence[Token]
+) -> dict[str, float]:
     """What the confidence estimate reads about a draft: retrieval's signals, the draft's mean log-prob and
     how well the shown snippets support its first sentence."""
     text = "".join(t.text for t in draft)
     claims = a.attributor.attribute(text, prompt.visible).claims if prompt.visible else ()
-    return {**req.signals, "mean_logprob": mean_logprob(draft),
-            "draft_support": max((c.support for c in claims), default=0.0)}
+    return {
+        **req.signals,
+        "mean_logprob": mean_logprob(draft),
+        "draft_support": max((c.support for c in claims), default=0.0),
+    }
 
 
-def _finish(a: Backend, route: Route, req: Request, prompt: Prompt, tokens: list[Token], gen: Generator,
-            first_shown: float) -> AskEvent:
+def _finish(
+    a: Backend,
+    route: Route,
+    req: Request,
+    prompt: Prompt,
+    tokens: list[Token],
+    gen: Generator,
+    first_shown: float,
+) -> AskEvent:
     raw = "".join(t.text for t in tokens).strip()
-    req.conversation.turns.append(Turn(req.question, prompt.messages[-1]["content"], raw, prompt.snippets))
+    req.conversation.turns.append(
+        Turn(req.question, prompt.messages[-1]["content"], raw, prompt.snippets)
+    )
     attributed = time.perf_counter()
     text = sanitize(complete_citations(raw, [*prompt.snippets, *prompt.visible]))
-    attribution = a.attributor.attribute(text, prompt.visible) if prompt.visible else Attribution(())
+    attribution = (
+        a.attributor.attribute(text, prompt.visible) if prompt.visible else Attribution(())
+    )
     annotated = attribution.annotate(text)
     stats = gen.last
-    timings = {**req.timings, "ttft_ms": round(((first_shown or time.perf_counter()) - req.started) * 1000, 1),
-               "model_ttft_ms": round(stats.ttft_s * 1000, 1),
-               "gen_tokens_per_s": round(stats.gen_tokens_per_s, 1),
-               "prompt_tokens": prompt.tokens, "cached_prompt_tokens": stats.cached_tokens,
-               "gen_tokens": stats.gen_tokens, "attribute_ms": round((time.perf_counter() - attributed) * 1000, 1),
-               "total_ms": round((time.perf_counter() - req.started) * 1000, 1)}
+    timings = {
+        **req.timings,
+        "ttft_ms": round(((first_shown or time.perf_counter()) - req.started) * 1000, 1),
+        "model_ttft_ms": round(stats.ttft_s * 1000, 1),
+        "gen_tokens_per_s": round(stats.gen_tokens_per_s, 1),
+        "prompt_tokens": prompt.tokens,
+        "cached_prompt_tokens": stats.cached_tokens,
+        "gen_tokens": stats.gen_tokens,
+        "attribute_ms": round((time.perf_counter() - attributed) * 1000, 1),
+        "total_ms": round((time.perf_counter() - req.started) * 1000, 1),
+    }
     draft = draft_signals(a, req, prompt, tokens[: a.router.config.probe_tokens])
-    signals = {**draft, "mean_logprob": round(draft["mean_logprob"], 4), "coverage": round(attribution.coverage, 3)}
-    answer = Answer(req.question, annotated, route.expert, route.reason, gen.name,
-                    sources(text, prompt.visible, attribution), prompt.snippets, timings, prompt.left_out,
-                    prompt.turns_dropped, req.escalated_from, list(attribution.claims), signals)
+    signals = {
+        **draft,
+        "mean_logprob": round(draft["mean_logprob"], 4),
+        "coverage": round(attribution.coverage, 3),
+    }
+    answer = Answer(
+        req.question,
+        annotated,
+        route.expert,
+        route.reason,
+        gen.name,
+        sources(text, prompt.visible, attribution),
+        prompt.snippets,
+        timings,
+        prompt.left_out,
+        prompt.turns_dropped,
+        req.escalated_from,
+        list(attribution.claims),
+        signals,
+    )
     return AskEvent("done", annotated, answer=answer)

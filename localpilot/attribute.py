@@ -30,8 +30,16 @@ LEXICAL_WEIGHT = 0.6  # support = 0.6 * shared rare terms + 0.4 * vector similar
 SIM_FLOOR, SIM_CEIL = 0.15, 0.65  # code-minilm cosine of a sentence to unrelated / matching code
 SUPPORTED = 0.3  # support a claim needs to be cited (bench/answer.py: dev questions of requests)
 UNSUPPORTED = "[unsupported]"
-COMMENT_MARKS = ("//", "/*", "*", "#", "--")  # a line starting so is a comment in most indexed languages
-COMMENT_KEEPS = 0.25  # share of its weight a comment line keeps; the rest goes to the code it documents
+COMMENT_MARKS = (
+    "//",
+    "/*",
+    "*",
+    "#",
+    "--",
+)  # a line starting so is a comment in most indexed languages
+COMMENT_KEEPS = (
+    0.25  # share of its weight a comment line keeps; the rest goes to the code it documents
+)
 MIN_WORDS = 4  # shorter sentences ("Here is how.") are not claims
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(\[*-])|\n+")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
@@ -102,7 +110,11 @@ def sentences(text: str) -> list[tuple[int, int]]:
         if fence:
             spans.append((fence.start(), fence.end()))
             pos = fence.end()
-    return [(s, e) for s, e in spans if len(text[s:e].split()) >= MIN_WORDS or text[s:e].startswith("```")]
+    return [
+        (s, e)
+        for s, e in spans
+        if len(text[s:e].split()) >= MIN_WORDS or text[s:e].startswith("```")
+    ]
 
 
 def _split(text: str, start: int, stop: int) -> list[tuple[int, int]]:
@@ -111,8 +123,11 @@ def _split(text: str, start: int, stop: int) -> list[tuple[int, int]]:
         out.append((at, m.start()))
         at = m.end()
     out.append((at, stop))
-    return [(s + len(text[s:e]) - len(text[s:e].lstrip()), s + len(text[s:e].rstrip())) for s, e in out
-            if text[s:e].strip()]
+    return [
+        (s + len(text[s:e]) - len(text[s:e].lstrip()), s + len(text[s:e].rstrip()))
+        for s, e in out
+        if text[s:e].strip()
+    ]
 
 
 class Attributor:
@@ -159,7 +174,9 @@ def embed_text(hit: Hit) -> str:
 
 def as_chunk(hit: Hit) -> Chunk:
     """The indexed chunk a hit came from (its content hash finds the stored vector)."""
-    return Chunk(hit.path, hit.start_line, hit.end_line, hit.language, hit.symbol, hit.kind, hit.snippet)
+    return Chunk(
+        hit.path, hit.start_line, hit.end_line, hit.language, hit.symbol, hit.kind, hit.snippet
+    )
 
 
 def _idf(bags: Sequence[set[str]]) -> dict[str, float]:
@@ -174,14 +191,18 @@ def _idf(bags: Sequence[set[str]]) -> dict[str, float]:
 def _support(terms: set[str], bag: set[str], idf: dict[str, float], sim: float) -> float:
     """Shared rare terms (share of the sentence's term weight found in the snippet) blended with the
     rescaled vector similarity."""
-    unseen = idf[""]  # a term no snippet has weighs like the rarest: generic prose earns little support
+    unseen = idf[
+        ""
+    ]  # a term no snippet has weighs like the rarest: generic prose earns little support
     total = sum(idf.get(t, unseen) for t in terms)
     lexical = sum(idf[t] for t in terms & bag) / total if total else 0.0
     semantic = min(1.0, max(0.0, (sim - SIM_FLOOR) / (SIM_CEIL - SIM_FLOOR)))
     return LEXICAL_WEIGHT * lexical + (1 - LEXICAL_WEIGHT) * semantic
 
 
-def _span(hit: Hit, terms: set[str], rows: Sequence[set[str]], idf: dict[str, float]) -> tuple[int, int]:
+def _span(
+    hit: Hit, terms: set[str], rows: Sequence[set[str]], idf: dict[str, float]
+) -> tuple[int, int]:
     """File lines of the citation. A snippet whose text is not the file's lines one for one (a class or module
     header chunk, summarised with elisions) is cited from its first line, never past its last."""
     text = hit.snippet.split("\n")
@@ -191,8 +212,9 @@ def _span(hit: Hit, terms: set[str], rows: Sequence[set[str]], idf: dict[str, fl
     return hit.start_line + first, min(hit.end_line, hit.start_line + last)
 
 
-def _best_lines(terms: set[str], rows: Sequence[set[str]], idf: dict[str, float],
-                text: Sequence[str] = ()) -> tuple[int, int]:
+def _best_lines(
+    terms: set[str], rows: Sequence[set[str]], idf: dict[str, float], text: Sequence[str] = ()
+) -> tuple[int, int]:
     """0-based first and last line of the window (at most ``CITE_LINES``) carrying most of the sentence's
     term weight, trimmed to lines that carry some; the snippet's head when no line shares a term. A comment
     line passes most of its weight to the code line it documents (the next one that is not a comment): an

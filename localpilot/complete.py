@@ -32,7 +32,9 @@ log = logging.getLogger(__name__)
 HASH_COMMENT = {"python", "ruby", "bash", "toml", "yaml", "r", "perl", "make", "dockerfile"}
 MAX_LINES = 8
 LINE_CHARS = 2000  # most of one line the window reads
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{3,}")  # names worth matching between the window and a context chunk
+_IDENT = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]{3,}"
+)  # names worth matching between the window and a context chunk
 MIN_CONTEXT_CHARS = 120  # a chunk cut to fit shorter than this is not worth its tokens
 WINDOW_BUCKETS = (384, 512, 768, 1024, 1536, 2048, 2816)  # window sizes in tokens
 
@@ -40,19 +42,27 @@ WINDOW_BUCKETS = (384, 512, 768, 1024, 1536, 2048, 2816)  # window sizes in toke
 @dataclass(frozen=True)
 class CompletionConfig:
     lines_before: int = 256  # llama.vim's window
-    lines_after: int = 6  # suffix lines: all re-read on every keystroke (they follow the cursor in the prompt)
+    lines_after: int = (
+        6  # suffix lines: all re-read on every keystroke (they follow the cursor in the prompt)
+    )
     window_step: int = 32  # the window's first line moves in steps, so its tokens stay cached
-    max_window_chars: int = 9_000  # ~2.3k tokens: the window fits a 4k context uncut (a cut would move its start)
+    max_window_chars: int = (
+        9_000  # ~2.3k tokens: the window fits a 4k context uncut (a cut would move its start)
+    )
     n_predict: int = 64
     t_max_ms: float = 600.0  # generating longer than this, stop at the first line break
-    t_hard_ms: float = 1500.0  # generating longer than this, stop: a partial line now beats a whole one late
+    t_hard_ms: float = (
+        1500.0  # generating longer than this, stop: a partial line now beats a whole one late
+    )
     extra_chunks: int = 3  # other-file chunks read before the window
     extra_lines: int = 24
     ring_size: int = 16  # recently edited places remembered as context candidates
     cache_size: int = 250
     typed_through_chars: int = 64
     speculate: bool = True
-    new_spot_s: float = 2.0  # the window holds what the model reads in about this long (measured prompt speed)
+    new_spot_s: float = (
+        2.0  # the window holds what the model reads in about this long (measured prompt speed)
+    )
     min_window_tokens: int = 384
 
 
@@ -61,7 +71,9 @@ class Completion:
     text: str
     cached: bool = False
     ms: float = 0.0
-    context: list[str] = field(default_factory=list)  # "path:start-end" of the chunks given as context
+    context: list[str] = field(
+        default_factory=list
+    )  # "path:start-end" of the chunks given as context
     prompt_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens reused from the KV cache
 
@@ -115,8 +127,14 @@ def trim(text: str) -> str:
     return "\n".join(out).rstrip()
 
 
-def make_window(path: str, prefix: str, suffix: str, config: CompletionConfig, max_chars: int = 0,
-                keep: int | None = None) -> Window:
+def make_window(
+    path: str,
+    prefix: str,
+    suffix: str,
+    config: CompletionConfig,
+    max_chars: int = 0,
+    keep: int | None = None,
+) -> Window:
     """Cut the buffer on line boundaries around the cursor: at most ``lines_before`` lines and ``max_chars``
     characters before it; the first line moves in steps (``window_step``, 8 for a small window) so that the
     prompt's head stays cached while the user types. ``keep``: the previous window's first line, kept while it
@@ -131,12 +149,18 @@ def make_window(path: str, prefix: str, suffix: str, config: CompletionConfig, m
         size -= len(before[start]) + 1
         start += 1
     start = min(cursor, -(-start // step) * step)  # up to the next step: within budget, and stable
-    if keep is not None and keep <= cursor and cursor - keep <= config.lines_before and \
-            sum(len(x) + 1 for x in before[keep:cursor]) <= 2 * budget:
+    if (
+        keep is not None
+        and keep <= cursor
+        and cursor - keep <= config.lines_before
+        and sum(len(x) + 1 for x in before[keep:cursor]) <= 2 * budget
+    ):
         start = keep
     after = suffix.split("\n")[: config.lines_after + 1]
     head = "\n".join(before[start:cursor])
-    current = before[cursor][-LINE_CHARS:]  # a minified or generated line is read near the cursor only
+    current = before[cursor][
+        -LINE_CHARS:
+    ]  # a minified or generated line is read near the cursor only
     rest, tail = after[0][: LINE_CHARS // 4], "\n".join(line[:LINE_CHARS] for line in after[1:])
     line, _ = redact(current + "\0" + rest, path)  # the cursor's line is scanned whole
     current, _, rest = line.partition("\0")
@@ -183,22 +207,38 @@ class _Entry:
 class Completer:
     """One editor-facing completion engine over one FIM model instance (its own KV cache)."""
 
-    def __init__(self, generator: Callable[[], Generator], search: Callable[[str, int], list[Hit]],
-                 config: CompletionConfig | None = None) -> None:
+    def __init__(
+        self,
+        generator: Callable[[], Generator],
+        search: Callable[[str, int], list[Hit]],
+        config: CompletionConfig | None = None,
+    ) -> None:
         self.generator, self.search = generator, search
         self.config = config or CompletionConfig()
         self.ring = ContextRing(self.config.ring_size, self.config.extra_lines)
         self.cache: OrderedDict[str, _Entry] = OrderedDict()
-        self._lock = threading.Lock()  # guards the cache, the context choice and the speculation handle
+        self._lock = (
+            threading.Lock()
+        )  # guards the cache, the context choice and the speculation handle
         self._context: tuple[tuple[str, int], tuple[Chunk, ...]] | None = None
-        self._speculation: threading.Event | None = None  # stops the background job (speculation or prewarm)
+        self._speculation: threading.Event | None = (
+            None  # stops the background job (speculation or prewarm)
+        )
         self._prompt_rate = 0.0  # prompt tokens/s the model reached lately (sizes the window)
-        self._last_window: tuple[str, int] | None = None  # (path, first line) of the last completion's window
+        self._last_window: tuple[str, int] | None = (
+            None  # (path, first line) of the last completion's window
+        )
 
     # ------------------------------------------------------------------------------------------ requests
 
-    def complete(self, path: str, language: str, prefix: str, suffix: str,
-                 cancel: threading.Event | None = None) -> Completion:
+    def complete(
+        self,
+        path: str,
+        language: str,
+        prefix: str,
+        suffix: str,
+        cancel: threading.Event | None = None,
+    ) -> Completion:
         started = time.perf_counter()
         self._stop_speculation()
         win = make_window(path, prefix, suffix, self.config, self._window_chars(), self._kept(path))
@@ -223,7 +263,9 @@ class Completer:
         head, pairs = self._layout(win, language, extra)
         stop = threading.Event()
         with self._lock:
-            self._speculation = stop  # the next completion request stops the prewarm between two slices
+            self._speculation = (
+                stop  # the next completion request stops the prewarm between two slices
+            )
             self._last_window = (path, win.start_line)  # and keeps the window it read
         started = time.perf_counter()
         done = self.generator().prefill(head + win.prefix, win.suffix, pairs, path, stop)
@@ -246,7 +288,11 @@ class Completer:
         """The largest window bucket within the budget (~3.2 characters a token); in buckets, so that small
         changes in the measured speed never move the window."""
         want = self._budget_tokens()
-        tokens = max(b for b in WINDOW_BUCKETS if b <= want) if want >= WINDOW_BUCKETS[0] else WINDOW_BUCKETS[0]
+        tokens = (
+            max(b for b in WINDOW_BUCKETS if b <= want)
+            if want >= WINDOW_BUCKETS[0]
+            else WINDOW_BUCKETS[0]
+        )
         return int(tokens * 3.2)
 
     def _context_chars(self, win: Window) -> int:
@@ -268,27 +314,42 @@ class Completer:
 
     # ----------------------------------------------------------------------------------------- internals
 
-    def _generate(self, win: Window, language: str, extra: Sequence[Chunk],
-                  cancel: threading.Event | None) -> Completion:
+    def _generate(
+        self, win: Window, language: str, extra: Sequence[Chunk], cancel: threading.Event | None
+    ) -> Completion:
         gen = self.generator()
         head, pairs = self._layout(win, language, extra)
         text = ""
         started = 0.0  # the caps count from the first token: reading the prompt is not predicting
-        for token in gen.infill(head + win.prefix, win.suffix, self.config.n_predict, cancel, pairs, win.path):
+        for token in gen.infill(
+            head + win.prefix, win.suffix, self.config.n_predict, cancel, pairs, win.path
+        ):
             text += token.text
             started = started or time.perf_counter()
             elapsed = (time.perf_counter() - started) * 1000
             late = elapsed > self.config.t_max_ms
-            if (late and "\n" in text.lstrip("\n")) or elapsed > self.config.t_hard_ms or text.count("\n") > MAX_LINES:
+            if (
+                (late and "\n" in text.lstrip("\n"))
+                or elapsed > self.config.t_hard_ms
+                or text.count("\n") > MAX_LINES
+            ):
                 break
             if cancel is not None and cancel.is_set():
                 break
         stats = gen.last
         self._measure(stats)
-        return Completion(trim(text), False, 0.0, [c.label for c in extra], stats.prompt_tokens,
-                          stats.cached_tokens)
+        return Completion(
+            trim(text),
+            False,
+            0.0,
+            [c.label for c in extra],
+            stats.prompt_tokens,
+            stats.cached_tokens,
+        )
 
-    def _layout(self, win: Window, language: str, extra: Sequence[Chunk]) -> tuple[str, list[tuple[str, str]]]:
+    def _layout(
+        self, win: Window, language: str, extra: Sequence[Chunk]
+    ) -> tuple[str, list[tuple[str, str]]]:
         """Other files as the model's repository-level context where it has one, else as comments ahead of
         the window (both before every token that changes while typing)."""
         if not extra:
@@ -324,19 +385,29 @@ class Completer:
                 hits = self.search(" ".join(recent)[-400:], 6)
             except Exception:  # no index yet, or a search failure: complete with what there is
                 hits = []
-            candidates = [Chunk(h.path, h.start_line, h.snippet) for h in hits if h.path != win.path]
+            candidates = [
+                Chunk(h.path, h.start_line, h.snippet) for h in hits if h.path != win.path
+            ]
         names = set(_IDENT.findall(" ".join(recent)))
-        candidates += [c for c in reversed(self.ring.snapshot())
-                       if c.path != win.path and names & set(_IDENT.findall(c.text))]
+        candidates += [
+            c
+            for c in reversed(self.ring.snapshot())
+            if c.path != win.path and names & set(_IDENT.findall(c.text))
+        ]
         picked: list[Chunk] = []
         for c in candidates:
             if len(picked) >= n or room <= 0:
                 break
-            if any(p.path == c.path and abs(p.start_line - c.start_line) < self.config.extra_lines for p in picked):
+            if any(
+                p.path == c.path and abs(p.start_line - c.start_line) < self.config.extra_lines
+                for p in picked
+            ):
                 continue
             whole = "\n".join(c.text.split("\n")[: self.config.extra_lines])
             body = _head(whole, self.config.extra_lines, room)
-            if body == whole or len(body) >= MIN_CONTEXT_CHARS:  # whole, or a cut part still worth reading
+            if (
+                body == whole or len(body) >= MIN_CONTEXT_CHARS
+            ):  # whole, or a cut part still worth reading
                 picked.append(Chunk(c.path, c.start_line, body))
                 room -= len(body) + len(c.path) + 8
         return tuple(picked)
@@ -356,11 +427,19 @@ class Completer:
                 self.cache.move_to_end(key)
                 return self.cache[key].completion
             for entry in reversed(self.cache.values()):
-                if entry.path != win.path or entry.suffix != win.suffix or not win.prefix.startswith(entry.prefix):
+                if (
+                    entry.path != win.path
+                    or entry.suffix != win.suffix
+                    or not win.prefix.startswith(entry.prefix)
+                ):
                     continue
                 typed = win.prefix[len(entry.prefix) :]
                 text = entry.completion.text
-                if 0 < len(typed) <= self.config.typed_through_chars and text.startswith(typed) and text != typed:
+                if (
+                    0 < len(typed) <= self.config.typed_through_chars
+                    and text.startswith(typed)
+                    and text != typed
+                ):
                     return Completion(text[len(typed) :], True, 0.0, entry.completion.context)
         return None
 
@@ -381,7 +460,9 @@ class Completer:
         def run() -> None:
             try:
                 result = self._generate(accepted, language, extra, stop)
-            except Exception as exc:  # a background guess must never surface; the next request retries
+            except (
+                Exception
+            ) as exc:  # a background guess must never surface; the next request retries
                 log.debug("speculative completion failed: %s", exc)
                 return
             if not stop.is_set():

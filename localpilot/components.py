@@ -39,8 +39,15 @@ class Components:
     """The parts of one repository's assistant. Parts handed in (tests, embedding applications) are used as
     they are; everything else is built from ``settings`` when first asked for."""
 
-    def __init__(self, root: Path, settings: Settings, *, embedder: Embedder | None = None,
-                 store: Store | None = None, generators: dict[str, Generator] | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        store: Store | None = None,
+        generators: dict[str, Generator] | None = None,
+    ) -> None:
         self.root, self.settings = root, settings
         self.index_dir = settings.index_dir(root)
         self._embedder, self._store = embedder, store
@@ -79,7 +86,11 @@ class Components:
         from localpilot.store import ChromaStore, check_embedded_store, move_aside
 
         url, path = self.settings.chroma_url, self.index_dir / "chroma"
-        if not url and self.state.meta().get("run_in_progress") and (reason := check_embedded_store(path)):
+        if (
+            not url
+            and self.state.meta().get("run_in_progress")
+            and (reason := check_embedded_store(path))
+        ):
             move_aside(path, reason)  # a run was cut short: check it where a crash cannot hurt us
         try:
             return ChromaStore(path, self.embedder.name, url, namespace=self.index_dir.name)
@@ -105,7 +116,9 @@ class Components:
 
     def require_index(self) -> None:
         if "last_indexed" not in self.state.meta():
-            raise IndexMissing(f"{self.root} has not been indexed yet: run `localpilot index` first")
+            raise IndexMissing(
+                f"{self.root} has not been indexed yet: run `localpilot index` first"
+            )
 
     @property
     def attributor(self) -> Attributor:
@@ -125,7 +138,9 @@ class Components:
         """The ``small``, ``big`` or ``fim`` (completion) code LLM."""
         with self._lock:
             if which not in self._generators:
-                if which == "fim" and "small" in self._given:  # a small model handed in completes too
+                if (
+                    which == "fim" and "small" in self._given
+                ):  # a small model handed in completes too
                     return self._generators["small"]
                 self._generators[which] = build.generator(self.settings, which)
             return self._generators[which]
@@ -141,7 +156,9 @@ class Components:
         """Switch the small (or big) model for the next request; the old one and what used it are dropped."""
         with self._lock:
             small = which == "small"
-            self.settings = replace(self.settings, llm=name) if small else replace(self.settings, big_llm=name)
+            self.settings = (
+                replace(self.settings, llm=name) if small else replace(self.settings, big_llm=name)
+            )
             self._generators.pop(which, None)
             if small:
                 self._generators.pop("fim", None)

@@ -31,7 +31,9 @@ class Logistic:
     threshold: float  # probability below which the estimate says no
 
     def probability(self, signals: Mapping[str, float]) -> float:
-        z = self.bias + sum(w * float(signals.get(f, 0.0)) for f, w in zip(self.features, self.weights, strict=True))
+        z = self.bias + sum(
+            w * float(signals.get(f, 0.0)) for f, w in zip(self.features, self.weights, strict=True)
+        )
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     def applies(self, signals: Mapping[str, float]) -> bool:
@@ -44,8 +46,10 @@ class Logistic:
     def to_toml(self, name: str) -> str:
         feats = ", ".join(f'"{f}"' for f in self.features)
         weights = ", ".join(f"{w:.6g}" for w in self.weights)
-        return (f"[{name}]\nfeatures = [{feats}]\nweights = [{weights}]\nbias = {self.bias:.6g}\n"
-                f"threshold = {self.threshold:.6g}\n")
+        return (
+            f"[{name}]\nfeatures = [{feats}]\nweights = [{weights}]\nbias = {self.bias:.6g}\n"
+            f"threshold = {self.threshold:.6g}\n"
+        )
 
 
 @dataclass(frozen=True)
@@ -67,5 +71,9 @@ class Confidence:
 def logistic_from(section: object) -> Logistic | None:
     if not isinstance(section, dict):
         return None
-    return Logistic(tuple(section["features"]), tuple(float(w) for w in section["weights"]), float(section["bias"]),
-                    float(section["threshold"]))
+    return Logistic(
+        tuple(section["features"]),
+        tuple(float(w) for w in section["weights"]),
+        float(section["bias"]),
+        float(section["threshold"]),
+    )

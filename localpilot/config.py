@@ -29,8 +29,18 @@ log = logging.getLogger(__name__)
 
 REPO_CONFIG = ".localpilot.toml"
 #: Keys a repository's own config file may set: tuning only.
-REPO_SAFE_KEYS = frozenset({"max_file_bytes", "exclude", "k", "batch_size", "per_file",
-                            "hook_budget_s", "hook_strict", "hook_write"})  # a team may make its hook strict
+REPO_SAFE_KEYS = frozenset(
+    {
+        "max_file_bytes",
+        "exclude",
+        "k",
+        "batch_size",
+        "per_file",
+        "hook_budget_s",
+        "hook_strict",
+        "hook_write",
+    }
+)  # a team may make its hook strict
 
 
 Positive = Annotated[int, Field(ge=1)]
@@ -45,17 +55,25 @@ def half_the_cores() -> int:
 class Settings:
     """Every knob, with its default."""
 
-    embedder: str = "code-minilm"  # preset name from models/presets.toml, or a local model directory
+    embedder: str = (
+        "code-minilm"  # preset name from models/presets.toml, or a local model directory
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # embedding compute: auto = bf16 where native
+    precision: Literal["auto", "fp32", "bf16"] = (
+        "auto"  # embedding compute: auto = bf16 where native
+    )
     max_file_bytes: Positive = 1_000_000
     exclude: tuple[str, ...] = ()  # extra gitignore-style globs never indexed
     k: Positive = 10
-    reranker: str = "tiny-code"  # reranker preset, local cross-encoder directory, Hugging Face id, or "none"
+    reranker: str = (
+        "tiny-code"  # reranker preset, local cross-encoder directory, Hugging Face id, or "none"
+    )
     per_file: Positive = 5  # most search hits from one file
     batch_size: Positive = 32
     llm: str = "qwen2.5-coder-0.5b"  # the small code LLM: preset name or path to a .gguf
-    big_llm: str = "qwen2.5-coder-1.5b"  # escalation target when installed; "none" to never escalate
+    big_llm: str = (
+        "qwen2.5-coder-1.5b"  # escalation target when installed; "none" to never escalate
+    )
     llm_url: str = ""  # OpenAI-compatible server (llama-server, vLLM) instead of in-process models
     chroma_url: str = ""  # Chroma server (`chroma run`) instead of the embedded store
     llm_ctx: Positive = 4096  # context window requested from the model (tokens)
@@ -66,11 +84,19 @@ class Settings:
     # busy process (an indexer, a test run) on a 2-core laptop cut 2-thread generation from 28 to 0.4 tok/s.
     threads: Positive = field(default_factory=half_the_cores)
     cache_dir: Path = field(default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "localpilot")
-    data_dir: Path = field(default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "localpilot")
-    config_dir: Path = field(default_factory=lambda: _xdg("XDG_CONFIG_HOME", ".config") / "localpilot")
-    hook_budget_s: NonNegative = 5  # pre-commit hook: seconds before it prints what it has and lets the commit go on
+    data_dir: Path = field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "localpilot"
+    )
+    config_dir: Path = field(
+        default_factory=lambda: _xdg("XDG_CONFIG_HOME", ".config") / "localpilot"
+    )
+    hook_budget_s: NonNegative = (
+        5  # pre-commit hook: seconds before it prints what it has and lets the commit go on
+    )
     hook_strict: bool = False  # pre-commit hook: changed public code without tests fails the commit
-    hook_write: bool = False  # pre-commit hook: the code LLM writes a test skeleton for untested code
+    hook_write: bool = (
+        False  # pre-commit hook: the code LLM writes a test skeleton for untested code
+    )
 
     @property
     def models_dir(self) -> Path:
@@ -102,12 +128,19 @@ def accepted(kind: Any) -> str:
     """The values a setting of type ``kind`` accepts, in words."""
     if get_origin(kind) is Annotated:
         _base, *extra = get_args(kind)
-        low = next((getattr(m, "ge", None) for c in extra for m in getattr(c, "metadata", [])), None)
+        low = next(
+            (getattr(m, "ge", None) for c in extra for m in getattr(c, "metadata", [])), None
+        )
         return "a positive integer" if low == 1 else "an integer, 0 or more (0: none)"
     if get_origin(kind) is Literal:
         return "one of " + ", ".join(map(str, get_args(kind)))
-    words = {bool: "true or false", int: "an integer", str: "a string", Path: "a path",
-             tuple[str, ...]: "a list of strings (or one comma-separated string)"}
+    words = {
+        bool: "true or false",
+        int: "an integer",
+        str: "a string",
+        Path: "a path",
+        tuple[str, ...]: "a list of strings (or one comma-separated string)",
+    }
     return words.get(kind, str(kind))
 
 
@@ -116,7 +149,9 @@ def _coerce(name: str, value: Any, source: str = "") -> Any:
     key, where it was set and what it accepts."""
     kinds = _field_types()
     if name not in kinds:
-        raise ConfigError(f"unknown setting {name!r}{_where(source)}; known: {', '.join(sorted(kinds))}")
+        raise ConfigError(
+            f"unknown setting {name!r}{_where(source)}; known: {', '.join(sorted(kinds))}"
+        )
     kind = kinds[name]
     if kind == tuple[str, ...] and isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
@@ -126,8 +161,10 @@ def _coerce(name: str, value: Any, source: str = "") -> Any:
         out = _adapter(kind).validate_python(value)
     except ValidationError as exc:
         reason = exc.errors()[0].get("msg", "invalid")
-        raise ConfigError(f"setting {name!r}{_where(source)}: cannot use {value!r} ({reason}); it must be "
-                          f"{accepted(kind)}") from exc
+        raise ConfigError(
+            f"setting {name!r}{_where(source)}: cannot use {value!r} ({reason}); it must be "
+            f"{accepted(kind)}"
+        ) from exc
     return out.expanduser() if isinstance(out, Path) else out
 
 
@@ -159,14 +196,22 @@ def load_settings(repo_root: Path | None = None, **overrides: Any) -> Settings:
     env = _env_values()
     config_dir = Path(env["config_dir"][0]) if "config_dir" in env else Settings().config_dir
     user_file = config_dir / "config.toml"
-    merged: dict[str, tuple[Any, str]] = {k: (v, str(user_file)) for k, v in _read_toml(user_file).items()}
+    merged: dict[str, tuple[Any, str]] = {
+        k: (v, str(user_file)) for k, v in _read_toml(user_file).items()
+    }
     if repo_root is not None:
         repo_file = repo_root / REPO_CONFIG
         repo_values = _read_toml(repo_file)
         for key in sorted(set(repo_values) - REPO_SAFE_KEYS):
-            log.warning("ignoring %r in %s: a repository may only set %s", key, REPO_CONFIG,
-                        ", ".join(sorted(REPO_SAFE_KEYS)))
-        merged.update({k: (v, str(repo_file)) for k, v in repo_values.items() if k in REPO_SAFE_KEYS})
+            log.warning(
+                "ignoring %r in %s: a repository may only set %s",
+                key,
+                REPO_CONFIG,
+                ", ".join(sorted(REPO_SAFE_KEYS)),
+            )
+        merged.update(
+            {k: (v, str(repo_file)) for k, v in repo_values.items() if k in REPO_SAFE_KEYS}
+        )
     merged.update(env)
     merged.update({k: (v, "the command line") for k, v in overrides.items() if v is not None})
     return replace(Settings(), **{k: _coerce(k, v, source) for k, (v, source) in merged.items()})

@@ -12,8 +12,13 @@ from localpilot.config import Settings
 from localpilot.errors import LocalpilotError
 from localpilot.experts import build
 
-PROBE = [{"role": "user", "content": "Write a Python function that returns the n-th Fibonacci number, with a "
-                                     "docstring."}]
+PROBE = [
+    {
+        "role": "user",
+        "content": "Write a Python function that returns the n-th Fibonacci number, with a "
+        "docstring.",
+    }
+]
 
 
 def diagnose(settings: Settings, measure: bool = True) -> dict[str, Any]:
@@ -21,18 +26,32 @@ def diagnose(settings: Settings, measure: bool = True) -> dict[str, Any]:
     from localpilot.experts.llm import llama_backend_info
     from localpilot.experts.registry import list_llms
 
-    report: dict[str, Any] = {"localpilot": __version__, "python": platform.python_version(),
-                              "platform": platform.platform(), "llama_cpp": llama_backend_info(),
-                              "models": [{"name": s.name, "role": s.role, "installed": s.installed,
-                                          "path": str(s.path)} for s in list_llms(settings.models_dir)]}
+    report: dict[str, Any] = {
+        "localpilot": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "llama_cpp": llama_backend_info(),
+        "models": [
+            {"name": s.name, "role": s.role, "installed": s.installed, "path": str(s.path)}
+            for s in list_llms(settings.models_dir)
+        ],
+    }
     for which in ("small", "big"):
         name = build.model_name(settings, which)
         report[which] = _measure(settings, which, name) if measure else {"name": name}
     small = report["small"]
-    if small.get("status") == "ok":  # inline completion loads the small model once more, with its own KV cache
-        per_ctx = (small["memory_bytes"] - Path(small["path"]).stat().st_size) / max(small["n_ctx"], 1)
-        report["completion"] = {"name": small["name"], "n_ctx": build.FIM_CTX, "instance": "separate",
-                                "memory_bytes": int(Path(small["path"]).stat().st_size + per_ctx * build.FIM_CTX)}
+    if (
+        small.get("status") == "ok"
+    ):  # inline completion loads the small model once more, with its own KV cache
+        per_ctx = (small["memory_bytes"] - Path(small["path"]).stat().st_size) / max(
+            small["n_ctx"], 1
+        )
+        report["completion"] = {
+            "name": small["name"],
+            "n_ctx": build.FIM_CTX,
+            "instance": "separate",
+            "memory_bytes": int(Path(small["path"]).stat().st_size + per_ctx * build.FIM_CTX),
+        }
     return report
 
 
@@ -40,12 +59,19 @@ def _measure(settings: Settings, which: str, name: str) -> dict[str, Any]:
     if name.lower() in {"", "none", "off"}:
         return {"name": name, "status": "not configured"}
     try:
-        gen = build.generator(replace(settings, llm_url=""), which)  # this machine's speed, not a server's
+        gen = build.generator(
+            replace(settings, llm_url=""), which
+        )  # this machine's speed, not a server's
         text = "".join(t.text for t in gen.stream(PROBE, max_tokens=48))
     except LocalpilotError as exc:
         return {"name": name, "status": f"unavailable: {exc}"}
     try:
-        return {**gen.info(), "status": "ok", "prompt_tokens_per_s": round(gen.last.prompt_tokens_per_s, 1),
-                "gen_tokens_per_s": round(gen.last.gen_tokens_per_s, 1), "sample": text[:80]}
+        return {
+            **gen.info(),
+            "status": "ok",
+            "prompt_tokens_per_s": round(gen.last.prompt_tokens_per_s, 1),
+            "gen_tokens_per_s": round(gen.last.gen_tokens_per_s, 1),
+            "sample": text[:80],
+        }
     finally:
         gen.close()

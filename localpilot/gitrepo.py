@@ -34,17 +34,38 @@ log = logging.getLogger(__name__)
 #: Added to every command's environment: read-only (no index refresh), never a credential prompt, and git's
 #: messages untranslated (GitPython sets LC_ALL=C as well; said here so that it does not depend on that).
 COMMAND_ENV = {"GIT_OPTIONAL_LOCKS": "0", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-NO_GIT = "git is not installed or not on PATH (install git, e.g. `apt-get install git`, and try again)"
+NO_GIT = (
+    "git is not installed or not on PATH (install git, e.g. `apt-get install git`, and try again)"
+)
 ZERO_OID = "0" * 40
 #: ``git rev-parse --local-env-vars``: variables that point git at one repository, index or object store.
 GIT_LOCAL_VARS = (
-    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT",
-    "GIT_OBJECT_DIRECTORY", "GIT_DIR", "GIT_WORK_TREE", "GIT_IMPLICIT_WORK_TREE", "GIT_GRAFT_FILE",
-    "GIT_INDEX_FILE", "GIT_NO_REPLACE_OBJECTS", "GIT_REPLACE_REF_BASE", "GIT_PREFIX", "GIT_INTERNAL_SUPER_PREFIX",
-    "GIT_SHALLOW_FILE", "GIT_COMMON_DIR",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_IMPLICIT_WORK_TREE",
+    "GIT_GRAFT_FILE",
+    "GIT_INDEX_FILE",
+    "GIT_NO_REPLACE_OBJECTS",
+    "GIT_REPLACE_REF_BASE",
+    "GIT_PREFIX",
+    "GIT_INTERNAL_SUPER_PREFIX",
+    "GIT_SHALLOW_FILE",
+    "GIT_COMMON_DIR",
 )
-_PATH_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
-              "GIT_GRAFT_FILE", "GIT_SHALLOW_FILE")
+_PATH_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_COMMON_DIR",
+    "GIT_GRAFT_FILE",
+    "GIT_SHALLOW_FILE",
+)
 _MAX_MESSAGE = 500
 
 
@@ -84,7 +105,10 @@ class GitResult:
         lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
         if not lines:
             return f"exit status {self.returncode}"
-        first = next((i for i, line in enumerate(lines) if line.startswith(("fatal:", "error:"))), len(lines) - 1)
+        first = next(
+            (i for i, line in enumerate(lines) if line.startswith(("fatal:", "error:"))),
+            len(lines) - 1,
+        )
         return " ".join(lines[first:])[:_MAX_MESSAGE]
 
 
@@ -99,7 +123,9 @@ def find_repo_root(path: Path, env: Mapping[str, str] | None = None) -> Path:
     if not res.ok:
         reason = res.message()
         said = "" if "not a git repository" in reason else f"; git says: {reason}"
-        raise NotAGitRepo(f"{path} is not inside a git repository (run `git init` there, or pass --repo){said}")
+        raise NotAGitRepo(
+            f"{path} is not inside a git repository (run `git init` there, or pass --repo){said}"
+        )
     return Path(os.fsdecode(res.stdout.strip())).resolve()
 
 
@@ -118,8 +144,13 @@ class GitRepo:
         """The repository containing ``path`` (or the one ``env`` names)."""
         return cls(find_repo_root(path, env), env)
 
-    def run(self, *args: str, input: bytes | None = None, check: bool = True,
-            timeout: float | None = None) -> GitResult:
+    def run(
+        self,
+        *args: str,
+        input: bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> GitResult:
         """``git -C root ARGS`` with ``input`` on stdin (else /dev/null); with ``check`` a non-zero exit raises
         GitError with git's message. ``timeout`` (seconds) kills git and its children when it runs over."""
         gitpython = _gitpython()
@@ -128,8 +159,15 @@ class GitRepo:
         try:
             with _stdin(input) as stdin:
                 status, out, err = command.execute(
-                    argv, istream=stdin, with_extended_output=True, with_exceptions=False, stdout_as_string=False,
-                    strip_newline_in_stdout=False, kill_after_timeout=timeout, env=self.env)
+                    argv,
+                    istream=stdin,
+                    with_extended_output=True,
+                    with_exceptions=False,
+                    stdout_as_string=False,
+                    strip_newline_in_stdout=False,
+                    kill_after_timeout=timeout,
+                    env=self.env,
+                )
         except (OSError, gitpython.exc.GitError) as exc:
             raise _translate(exc, args) from exc
         res = GitResult(tuple(args), status, out, err)
@@ -162,7 +200,9 @@ class GitRepo:
         """The commit id ``name`` (a branch, tag, ``HEAD~2``, ...) points at."""
         res = self.run("rev-parse", "--verify", "-q", f"{name}^{{commit}}", check=False)
         if not res.ok:
-            raise GitError(f"{name!r} is not a commit in {self.root} (`git log --oneline` lists the commits)")
+            raise GitError(
+                f"{name!r} is not a commit in {self.root} (`git log --oneline` lists the commits)"
+            )
         return res.stdout.decode().strip()
 
     def check_ignore(self, paths: Iterable[str], timeout: float | None = None) -> set[str]:
@@ -170,8 +210,14 @@ class GitRepo:
         wanted = sorted(set(paths))
         if not wanted:
             return set()
-        res = self.run("check-ignore", "-z", "--stdin", input="\0".join(wanted).encode("utf-8", "surrogateescape"),
-                       check=False, timeout=timeout)
+        res = self.run(
+            "check-ignore",
+            "-z",
+            "--stdin",
+            input="\0".join(wanted).encode("utf-8", "surrogateescape"),
+            check=False,
+            timeout=timeout,
+        )
         if res.returncode not in (0, 1):  # 1: none of them is ignored
             raise GitError(f"git check-ignore failed in {self.root}: {res.message()}")
         return {os.fsdecode(p) for p in res.stdout.split(b"\0") if p}
@@ -182,7 +228,9 @@ class GitRepo:
         wanted = list(dict.fromkeys(o for o in oids if o and o != ZERO_OID))
         if not wanted:
             return {}
-        sizes = self.run("cat-file", "--batch-check", input="".join(f"{o}\n" for o in wanted).encode()).stdout
+        sizes = self.run(
+            "cat-file", "--batch-check", input="".join(f"{o}\n" for o in wanted).encode()
+        ).stdout
         small = []
         for line in sizes.decode(errors="replace").splitlines():
             fields = line.split()
@@ -190,7 +238,9 @@ class GitRepo:
                 small.append(fields[0])
         if not small:
             return {}
-        batch = self.run("cat-file", "--batch", input="".join(f"{o}\n" for o in small).encode()).stdout
+        batch = self.run(
+            "cat-file", "--batch", input="".join(f"{o}\n" for o in small).encode()
+        ).stdout
         return _parse_batch(batch, small)
 
     def _git(self) -> Command:
@@ -248,7 +298,9 @@ def _gitpython() -> ModuleType:
     except ModuleNotFoundError as exc:
         if exc.name not in ("git", "gitdb", "smmap"):
             raise
-        raise LocalpilotError("GitPython is not installed in this environment (re-run ./install.sh)") from exc
+        raise LocalpilotError(
+            "GitPython is not installed in this environment (re-run ./install.sh)"
+        ) from exc
     except ImportError as exc:  # GitPython's own check for the git binary (`git version`) failed
         raise GitError(NO_GIT) from exc
     return git

@@ -34,7 +34,9 @@ class RetrievalConfig:
     # Channel weights, tuned on werkzeug with code-minilm (never on the evaluation repos): the fine-tuned vectors
     # need less help from the lexical channel than all-MiniLM-L6-v2 did (0.3 / 0.1, tuned on click + jinja2).
     # Lexical 0.05-0.15 with symbol 0.05-0.08 is a plateau there (R@10 0.855-0.861 vs 0.841 at 0.3 / 0.1).
-    weights: dict[str, float] = field(default_factory=lambda: {"vector": 1.0, "lexical": 0.1, "symbol": 0.05})
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"vector": 1.0, "lexical": 0.1, "symbol": 0.05}
+    )
     fusion: str = "score"  # score (weighted sum of max-normalised channel scores) | rrf
 
 
@@ -59,23 +61,38 @@ class Retriever:
     """Stateless per call: every search returns its own result; the only shared state is the symbol index's
     immutable snapshot, swapped whole when the index changes."""
 
-    def __init__(self, embedder: Embedder, store: Store, state: IndexState, reranker: Reranker | None = None,
-                 config: RetrievalConfig | None = None) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        store: Store,
+        state: IndexState,
+        reranker: Reranker | None = None,
+        config: RetrievalConfig | None = None,
+    ) -> None:
         self.embedder, self.store, self.state, self.reranker = embedder, store, state, reranker
         self.config = config or RetrievalConfig()
         self._symbols = SymbolIndex()
 
-    def search(self, query: str, k: int = 10, explain: bool = False, use_reranker: bool = True) -> SearchResult:
+    def search(
+        self, query: str, k: int = 10, explain: bool = False, use_reranker: bool = True
+    ) -> SearchResult:
         query = clean_query(query)
         if not query or k <= 0:
             return SearchResult([])
         started = time.perf_counter()
         terms = query_terms(query)[:MAX_QUERY_TERMS]
-        channels = {"vector": self.vector(query), "lexical": self.state.lexical(terms, self.config.depth),
-                    "symbol": self._symbols.search(self.state, terms, self.config.depth)}
-        fused = (fuse if self.config.fusion == "rrf" else fuse_scores)(channels, self.config.weights)
+        channels = {
+            "vector": self.vector(query),
+            "lexical": self.state.lexical(terms, self.config.depth),
+            "symbol": self._symbols.search(self.state, terms, self.config.depth),
+        }
+        fused = (fuse if self.config.fusion == "rrf" else fuse_scores)(
+            channels, self.config.weights
+        )
         rows = self.state.chunk_rows([cid for cid, _ in fused])
-        candidates = cap_per_file([(cid, s) for cid, s in fused if cid in rows], rows, self.config.per_file)
+        candidates = cap_per_file(
+            [(cid, s) for cid, s in fused if cid in rows], rows, self.config.per_file
+        )
         reranker = self.reranker if use_reranker else None
         candidates = candidates[: max(k, self.config.rerank_top if reranker else k)]
         timings = {"retrieve_ms": (time.perf_counter() - started) * 1000}
@@ -86,12 +103,25 @@ class Retriever:
         final = [s for _, s in candidates]
         if rerank is not None:
             best = max(final) or 1.0
-            final = [r + self.config.rerank_blend * s / best for r, s in zip(rerank, final, strict=True)]
+            final = [
+                r + self.config.rerank_blend * s / best for r, s in zip(rerank, final, strict=True)
+            ]
         order = sorted(range(len(candidates)), key=lambda i: -final[i])[:k]
-        hits = [_hit(rows[candidates[i][0]], final[i],
-                     _explain(candidates[i][0], channels, candidates[i][1], rerank[i] if rerank else None)
-                     if explain else None) for i in order]
-        return SearchResult(hits, MappingProxyType(timings), MappingProxyType(_signals(channels, rerank)))
+        hits = [
+            _hit(
+                rows[candidates[i][0]],
+                final[i],
+                _explain(
+                    candidates[i][0], channels, candidates[i][1], rerank[i] if rerank else None
+                )
+                if explain
+                else None,
+            )
+            for i in order
+        ]
+        return SearchResult(
+            hits, MappingProxyType(timings), MappingProxyType(_signals(channels, rerank))
+        )
 
     def vector(self, query: str) -> Ranked:
         return self.store.query(self.embedder.embed_query(query), self.config.depth)
@@ -159,8 +189,12 @@ class SymbolSnapshot:
             for w, weight in words.items():
                 postings.setdefault(w, []).append((row, weight))
         frozen = {w: tuple(p) for w, p in postings.items()}
-        return cls(symbols.generation, tuple(cid for cid, _, _ in symbols.rows), tuple(frozen),
-                   MappingProxyType(frozen))
+        return cls(
+            symbols.generation,
+            tuple(cid for cid, _, _ in symbols.rows),
+            tuple(frozen),
+            MappingProxyType(frozen),
+        )
 
 
 class SymbolIndex:
@@ -182,7 +216,9 @@ class SymbolIndex:
         generation = state.generation()
         if current is not None and current.generation == generation:
             return current
-        with self._building:  # one builder; the others wait for its snapshot instead of building their own
+        with (
+            self._building
+        ):  # one builder; the others wait for its snapshot instead of building their own
             current = self._snapshot
             if current is None or current.generation != state.generation():
                 current = self._snapshot = SymbolSnapshot.build(state.symbols())
@@ -196,7 +232,9 @@ class SymbolIndex:
         snap = self.snapshot(state)
         if not snap.words:
             return []
-        sims = process.cdist(list(terms), snap.words, scorer=fuzz.ratio, score_cutoff=self.CUTOFF, workers=1)
+        sims = process.cdist(
+            list(terms), snap.words, scorer=fuzz.ratio, score_cutoff=self.CUTOFF, workers=1
+        )
         totals: dict[int, float] = {}
         for t in range(len(terms)):
             best: dict[int, float] = {}
@@ -214,7 +252,9 @@ def _symbol_words(symbol: str) -> list[str]:
     return [w for part in symbol.split(".") for w in split_identifier(part)]
 
 
-def _explain(cid: str, channels: dict[str, Ranked], fused: float, rerank: float | None) -> dict[str, object]:
+def _explain(
+    cid: str, channels: dict[str, Ranked], fused: float, rerank: float | None
+) -> dict[str, object]:
     info: dict[str, object] = {"fused": round(fused, 5)}
     for name, ranked in channels.items():
         for rank, (other, score) in enumerate(ranked, 1):
@@ -235,5 +275,14 @@ def _signals(channels: dict[str, Ranked], rerank: list[float] | None) -> dict[st
 
 
 def _hit(row: ChunkRow, score: float, explain: dict[str, object] | None) -> Hit:
-    return Hit(path=row.path, start_line=row.start_line, end_line=row.end_line, symbol=row.symbol,
-               language=row.language, kind=row.kind, score=round(score, 4), snippet=row.text, explain=explain)
+    return Hit(
+        path=row.path,
+        start_line=row.start_line,
+        end_line=row.end_line,
+        symbol=row.symbol,
+        language=row.language,
+        kind=row.kind,
+        score=round(score, 4),
+        snippet=row.text,
+        explain=explain,
+    )

@@ -25,16 +25,26 @@ EXPERTS = ("search", "small", "big")
 SEARCH_WORDS = re.compile(
     r"^\s*(please\s+)?(find|locate|search(\s+for)?|grep|show(\s+me)?|list|jump\s+to|go\s+to|open|"
     r"where\s+(is|are)\b.*\b(defined|declared|implemented|located)\b|"
-    r"which\s+(file|files|module|modules|class|classes|function|functions|test|tests)\b)", re.I)
+    r"which\s+(file|files|module|modules|class|classes|function|functions|test|tests)\b)",
+    re.I,
+)
 QUESTION_WORDS = re.compile(
     r"\b(why|how|explain|what|when|does|do\s+we|is\s+it|are\s+there|can|could|should|would|summari[sz]e|"
-    r"describe|write|generate|implement|refactor|fix|compare|difference|walk\s+me)\b", re.I)
-BIG_WORDS = re.compile(r"\b(in\s+(depth|detail)|step[-\s]by[-\s]step|think\s+(hard|carefully)|thorough(ly)?|"
-                       r"(big|bigger|larger|best)\s+model)\b", re.I)
+    r"describe|write|generate|implement|refactor|fix|compare|difference|walk\s+me)\b",
+    re.I,
+)
+BIG_WORDS = re.compile(
+    r"\b(in\s+(depth|detail)|step[-\s]by[-\s]step|think\s+(hard|carefully)|thorough(ly)?|"
+    r"(big|bigger|larger|best)\s+model)\b",
+    re.I,
+)
 # Questions about the repository as a whole: no one snippet answers them, so weak retrieval is no sign of
 # "not found" (they are answered from what retrieval found).
-BROAD_WORDS = re.compile(r"\b(overview|architecture|structure|design|summar(y|ise|ize)|big\s+picture|what\s+(does|is)"
-                         r"\s+(this|the)\s+(project|repo|repository|library|package|code\s*base|app))\b", re.I)
+BROAD_WORDS = re.compile(
+    r"\b(overview|architecture|structure|design|summar(y|ise|ize)|big\s+picture|what\s+(does|is)"
+    r"\s+(this|the)\s+(project|repo|repository|library|package|code\s*base|app))\b",
+    re.I,
+)
 IDENTIFIER = re.compile(r"^\s*[\w$@]+(?:[.:/#-][\w$@]+)*(?:\(\))?\s*$")
 
 
@@ -48,7 +58,9 @@ class Route:
 class RouterConfig:
     probe_tokens: int = 12  # small-model tokens held back while judging confidence
     min_logprob: float = -1.0  # mean log-prob below this escalates to the big model
-    context_share: float = 0.8  # hits scoring within this share of the best count as relevant context
+    context_share: float = (
+        0.8  # hits scoring within this share of the best count as relevant context
+    )
 
 
 @cache
@@ -58,8 +70,13 @@ def examples() -> dict[str, list[str]]:
 
 
 class Router:
-    def __init__(self, embedder: Embedder | None = None, big_available: bool = False,
-                 config: RouterConfig | None = None, confidence: Confidence | None = None) -> None:
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        big_available: bool = False,
+        config: RouterConfig | None = None,
+        confidence: Confidence | None = None,
+    ) -> None:
         self.embedder, self.big_available = embedder, big_available
         self.config = config or RouterConfig()
         self.confidence = confidence if confidence is not None else Confidence.load()
@@ -68,13 +85,18 @@ class Router:
     def decide(self, request: str, override: str | None = None) -> Route:
         """The first route for ``request``, before any retrieval."""
         if override:
-            return self._big_or_small(override, "you asked for this expert") if override != "search" else \
-                Route("search", "you asked for search only")
+            return (
+                self._big_or_small(override, "you asked for this expert")
+                if override != "search"
+                else Route("search", "you asked for search only")
+            )
         if BIG_WORDS.search(request):
             return self._big_or_small("big", "the request asks for depth")
         if IDENTIFIER.match(request):
             return Route("search", "the request is a bare symbol or path")
-        if SEARCH_WORDS.match(request) and not QUESTION_WORDS.search(SEARCH_WORDS.sub("", request, count=1)):
+        if SEARCH_WORDS.match(request) and not QUESTION_WORDS.search(
+            SEARCH_WORDS.sub("", request, count=1)
+        ):
             return Route("search", "the request asks to find code, not to explain it")
         if QUESTION_WORDS.search(request) or request.rstrip().endswith("?"):
             return Route("small", "a question about the code")
@@ -91,30 +113,48 @@ class Router:
         query = np.asarray(self.embedder.embed_query(request))
         sims = {k: float(np.sort(m @ query)[-3:].mean()) for k, m in self._examples.items()}
         if sims["search"] > sims["question"]:
-            return Route("search", f"closest to search requests ({sims['search']:.2f} vs {sims['question']:.2f})")
-        return Route("small", f"closest to questions ({sims['question']:.2f} vs {sims['search']:.2f})")
+            return Route(
+                "search",
+                f"closest to search requests ({sims['search']:.2f} vs {sims['question']:.2f})",
+            )
+        return Route(
+            "small", f"closest to questions ({sims['question']:.2f} vs {sims['search']:.2f})"
+        )
 
     def _big_or_small(self, expert: str, reason: str) -> Route:
         if expert == "big" and not self.big_available:
-            return Route("small", f"{reason}, but no bigger model is installed (`localpilot models list`)")
+            return Route(
+                "small", f"{reason}, but no bigger model is installed (`localpilot models list`)"
+            )
         return Route(expert, reason)
 
     def after_retrieval(self, route: Route, relevant_tokens: int, small_budget: int) -> Route:
         """Escalate when the relevant code is more than the small model can take in."""
         if route.expert == "small" and relevant_tokens > small_budget:
-            return self._big_or_small("big", f"the relevant code ({relevant_tokens} tokens) exceeds the small "
-                                             f"model's budget ({small_budget})")
+            return self._big_or_small(
+                "big",
+                f"the relevant code ({relevant_tokens} tokens) exceeds the small "
+                f"model's budget ({small_budget})",
+            )
         return route
 
     def not_found(self, signals: Mapping[str, float], request: str = "") -> Route | None:
         """A search-only route when retrieval says the repository holds nothing that answers the request
         (never for a question about the repository as a whole)."""
         model = self.confidence.answerable
-        if model is None or not signals or BROAD_WORDS.search(request) or not model.says_no(signals):
+        if (
+            model is None
+            or not signals
+            or BROAD_WORDS.search(request)
+            or not model.says_no(signals)
+        ):
             return None
         p = model.probability(signals)
-        return Route("search", f"not found in this repository: the best match is weak (reranker "
-                               f"{signals.get('rerank_best', 0.0):.2f}; answerable p={p:.2f} < {model.threshold:.2f})")
+        return Route(
+            "search",
+            f"not found in this repository: the best match is weak (reranker "
+            f"{signals.get('rerank_best', 0.0):.2f}; answerable p={p:.2f} < {model.threshold:.2f})",
+        )
 
     def judge_draft(self, signals: Mapping[str, float]) -> Route | None:
         """The big model's route when the small model's held-back draft is likely wrong, else None."""
@@ -123,12 +163,17 @@ class Router:
             if not model.says_no(signals):
                 return None
             p = model.probability(signals)
-            return self._big_or_small("big", f"the small model's draft looks unreliable (p={p:.2f} < "
-                                             f"{model.threshold:.2f}: draft support "
-                                             f"{signals.get('draft_support', 0.0):.2f}, reranker "
-                                             f"{signals.get('rerank_best', 0.0):.2f})")
+            return self._big_or_small(
+                "big",
+                f"the small model's draft looks unreliable (p={p:.2f} < "
+                f"{model.threshold:.2f}: draft support "
+                f"{signals.get('draft_support', 0.0):.2f}, reranker "
+                f"{signals.get('rerank_best', 0.0):.2f})",
+            )
         score = signals.get("mean_logprob", 0.0)
         if score >= self.config.min_logprob:
             return None
-        return self._big_or_small("big", f"the small model was unsure (mean log-prob {score:.2f} < "
-                                         f"{self.config.min_logprob})")
+        return self._big_or_small(
+            "big",
+            f"the small model was unsure (mean log-prob {score:.2f} < {self.config.min_logprob})",
+        )

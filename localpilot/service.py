@@ -52,17 +52,30 @@ class Assistant:
     """localpilot for one git repository. Heavy parts load on first use; ``with Assistant(...) as a:`` closes
     what it opened."""
 
-    def __init__(self, repo: Path | str = ".", settings: Settings | None = None, *,
-                 embedder: Embedder | None = None, store: Store | None = None,
-                 generators: dict[str, Generator] | None = None) -> None:
+    def __init__(
+        self,
+        repo: Path | str = ".",
+        settings: Settings | None = None,
+        *,
+        embedder: Embedder | None = None,
+        store: Store | None = None,
+        generators: dict[str, Generator] | None = None,
+    ) -> None:
         self.root = find_repo_root(Path(repo))
-        self.parts = Components(self.root, settings or load_settings(self.root), embedder=embedder, store=store,
-                                generators=generators)
+        self.parts = Components(
+            self.root,
+            settings or load_settings(self.root),
+            embedder=embedder,
+            store=store,
+            generators=generators,
+        )
 
     def __enter__(self) -> Assistant:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # The parts, for front-ends and tools that show or measure them.
@@ -121,15 +134,24 @@ class Assistant:
             return False
         return True
 
-    def watch(self, on_update: Callable[[IndexStats], None] | None = None, *, debounce: float | None = None,
-              sweep: float | None = None) -> Watcher:
+    def watch(
+        self,
+        on_update: Callable[[IndexStats], None] | None = None,
+        *,
+        debounce: float | None = None,
+        sweep: float | None = None,
+    ) -> Watcher:
         """Start keeping the index fresh from file-system events (and a periodic sweep); returns the running
         Watcher (``stop()`` it). ``on_update(stats)`` is called after each update that changed something."""
         from localpilot.index.watcher import Watcher
 
         kwargs = {k: v for k, v in (("debounce", debounce), ("sweep", sweep)) if v is not None}
-        watcher = Watcher(self.root, lambda _paths: _catch_up(self.index, on_update), ignore_dirs=(".git",),
-                          **kwargs)
+        watcher = Watcher(
+            self.root,
+            lambda _paths: _catch_up(self.index, on_update),
+            ignore_dirs=(".git",),
+            **kwargs,
+        )
         watcher.start()
         return watcher
 
@@ -143,14 +165,21 @@ class Assistant:
         self.parts.require_index()
         return self.state.symbol_info(name, limit)
 
-    def snippet(self, path: str, start: int = 1, end: int = 0, max_lines: int = 400) -> dict[str, Any]:
+    def snippet(
+        self, path: str, start: int = 1, end: int = 0, max_lines: int = 400
+    ) -> dict[str, Any]:
         """Lines of a repository file as on disk now, secrets cut out (``index.snippet.read_snippet``)."""
         from localpilot.index.snippet import read_snippet
 
         return read_snippet(self.root, path, start, end, max_lines)
 
-    def ask(self, question: str, conversation: Conversation | None = None, expert: str | None = None,
-            cancel: threading.Event | None = None) -> AnswerStream:
+    def ask(
+        self,
+        question: str,
+        conversation: Conversation | None = None,
+        expert: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> AnswerStream:
         """Answer ``question`` with the cheapest expert that can: iterate the stream for events as the answer
         is made (the last, ``done``, carries the Answer), or call ``.result()``. Follow-ups pass the same
         ``conversation``."""
@@ -160,7 +189,9 @@ class Assistant:
         convo = conversation if conversation is not None else Conversation()
         return AnswerStream(answer_request(self.parts, question, convo, expert, cancel))
 
-    def complete(self, path: str, prefix: str, suffix: str, cancel: threading.Event | None = None) -> Completion:
+    def complete(
+        self, path: str, prefix: str, suffix: str, cancel: threading.Event | None = None
+    ) -> Completion:
         """Inline completion at the cursor of ``path`` (fill in the middle, other files as context)."""
         from localpilot.index.languages import detect_language
 
@@ -177,8 +208,9 @@ class Assistant:
         """An editor opened or edited ``path`` near ``line``: offered as context when completing other files."""
         self.parts.completer.note_buffer(path, text, line)
 
-    def suggest_tests(self, snapshot: Snapshot | None = None, *, path: str | None = None,
-                      diff: str | None = None) -> TestReport | dict[str, Any]:
+    def suggest_tests(
+        self, snapshot: Snapshot | None = None, *, path: str | None = None, diff: str | None = None
+    ) -> TestReport | dict[str, Any]:
         """The functions and classes ``snapshot``'s change touches, the tests that already name them (found
         through the index when there is one, else ``git grep``), and a named test with cases for the rest, as a
         TestReport. No model is loaded: this is what the pre-commit hook prints within its time budget.
@@ -192,16 +224,26 @@ class Assistant:
             return build_report(snapshot, self.indexed_state())
         return build_report(change_of(self.root, path, diff), self.indexed_state()).to_dict()
 
-    def write_test(self, suggestion: Suggestion, cancel: threading.Event | None = None,
-                   max_tokens: int = 320) -> Iterator[str]:
+    def write_test(
+        self, suggestion: Suggestion, cancel: threading.Event | None = None, max_tokens: int = 320
+    ) -> Iterator[str]:
         """Stream a test skeleton for an untested ``suggestion`` from the small code LLM, in the style of the
         repository's own test file chosen by ``suggest_tests``."""
         from localpilot.suggest.skeleton import messages
 
-        prompt = messages(language=suggestion.language, example_path=suggestion.example_path,
-                          example=suggestion.example, code_path=suggestion.path, start=suggestion.start,
-                          end=suggestion.end, code=suggestion.code, test=suggestion.test_name,
-                          target=suggestion.target, cases=suggestion.cases, symbol=suggestion.symbol)
+        prompt = messages(
+            language=suggestion.language,
+            example_path=suggestion.example_path,
+            example=suggestion.example,
+            code_path=suggestion.path,
+            start=suggestion.start,
+            end=suggestion.end,
+            code=suggestion.code,
+            test=suggestion.test_name,
+            target=suggestion.target,
+            cases=suggestion.cases,
+            symbol=suggestion.symbol,
+        )
         for token in self.generator("small").stream(prompt, max_tokens, cancel):
             yield token.text
 
@@ -220,15 +262,23 @@ class Assistant:
     def status(self) -> dict[str, Any]:
         """What is indexed, what was skipped and why, where the index lives."""
         meta = self.state.meta()
-        return {"repo": str(self.root), **self.state.summary(), "embedder": self.embedder.name,
-                "index_dir": str(self.index_dir), "index_bytes": _tree_size(self.index_dir),
-                "last_commit": meta.get("last_commit"), "last_indexed": meta.get("last_indexed")}
+        return {
+            "repo": str(self.root),
+            **self.state.summary(),
+            "embedder": self.embedder.name,
+            "index_dir": str(self.index_dir),
+            "index_bytes": _tree_size(self.index_dir),
+            "last_commit": meta.get("last_commit"),
+            "last_indexed": meta.get("last_indexed"),
+        }
 
     def close(self) -> None:
         self.parts.close()
 
 
-def _catch_up(index: Callable[[], IndexStats], on_update: Callable[[IndexStats], None] | None) -> None:
+def _catch_up(
+    index: Callable[[], IndexStats], on_update: Callable[[IndexStats], None] | None
+) -> None:
     """One watcher update: index, waiting out another process's run, then report what changed."""
     for attempt in range(20):
         try:
@@ -239,7 +289,9 @@ def _catch_up(index: Callable[[], IndexStats], on_update: Callable[[IndexStats],
     else:
         log.warning("the index stayed busy; the next change or sweep will catch up")
         return
-    if on_update is not None and (stats.files_indexed or stats.files_removed or stats.chunks_written):
+    if on_update is not None and (
+        stats.files_indexed or stats.files_removed or stats.chunks_written
+    ):
         on_update(stats)
 
 
@@ -250,4 +302,3 @@ def _tree_size(path: Path) -> int:
         with contextlib.suppress(FileNotFoundError):
             total += p.stat().st_size if p.is_file() else 0
     return total
-

@@ -27,6 +27,7 @@ from localpilot.errors import StoreError
 
 log = logging.getLogger(__name__)
 
+
 class Store(ABC):
     """The vectors of one repo's chunks for one embedding model, keyed by chunk id."""
 
@@ -47,10 +48,12 @@ class Store(ABC):
     def all_ids(self) -> set[str]: ...
 
 
-
 def collection_name(model_name: str, namespace: str = "") -> str:
     """Chroma-safe (3-63 chars, [a-z0-9_-]) and unique per embedding model (and per repo on a shared server)."""
-    slug = re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-")[: 28 if namespace else 40] or "model"
+    slug = (
+        re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-")[: 28 if namespace else 40]
+        or "model"
+    )
     if not namespace:
         return f"lp-{slug}-{hashlib.sha1(model_name.encode()).hexdigest()[:8]}"
     key = (namespace + "\0" + model_name).encode()
@@ -79,25 +82,41 @@ class ChromaStore(Store):
             settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
             if url:
                 parts = urlparse(url if "://" in url else f"http://{url}")
-                self._client = chromadb.HttpClient(host=parts.hostname or "localhost", port=parts.port or 8000,
-                                                   ssl=parts.scheme == "https", settings=settings)
+                self._client = chromadb.HttpClient(
+                    host=parts.hostname or "localhost",
+                    port=parts.port or 8000,
+                    ssl=parts.scheme == "https",
+                    settings=settings,
+                )
             else:
                 path.mkdir(parents=True, exist_ok=True)
                 self._client = chromadb.PersistentClient(path=str(path), settings=settings)
-            self._name, self._model = collection_name(model_name, namespace if url else ""), model_name
-            self._writing = threading.Lock()  # held by upsert/delete; a search retried after a race takes it
+            self._name, self._model = (
+                collection_name(model_name, namespace if url else ""),
+                model_name,
+            )
+            self._writing = (
+                threading.Lock()
+            )  # held by upsert/delete; a search retried after a race takes it
             self._col = self._open()
             self._batch = int(self._client.get_max_batch_size())
         except Exception as exc:  # chromadb raises many types; translate at the edge
             _forget_clients()
             where = f"the Chroma server at {url}" if url else f"the index at {path}"
-            fix = "check that it runs (`chroma run`) and the URL" if url else "delete that directory to rebuild"
+            fix = (
+                "check that it runs (`chroma run`) and the URL"
+                if url
+                else "delete that directory to rebuild"
+            )
             raise StoreError(f"cannot open {where}: {exc}. {fix.capitalize()}.") from exc
 
     def _open(self) -> Any:
         return self._client.get_or_create_collection(
-            self._name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
-            metadata={"embedder": self._model})
+            self._name,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={"embedder": self._model},
+        )
 
     def _batches(self, n: int) -> Iterable[slice]:
         for start in range(0, n, self._batch):
@@ -119,7 +138,9 @@ class ChromaStore(Store):
             return []
         with _translated("search"):
             res = self._query(embedding.reshape(1, -1), min(k, n))
-        return [(i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+        return [
+            (i, 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0], strict=True)
+        ]
 
     def _query(self, embedding: np.ndarray, k: int) -> Any:
         """Embedded Chroma can fail a search that races a delete ("Error finding id": the vector index returned
@@ -133,7 +154,9 @@ class ChromaStore(Store):
             n = int(self._col.count())
             if n == 0:
                 return {"ids": [[]], "distances": [[]]}
-            return self._col.query(query_embeddings=embedding, n_results=min(k, n), include=["distances"])
+            return self._col.query(
+                query_embeddings=embedding, n_results=min(k, n), include=["distances"]
+            )
 
     def count(self) -> int:
         with _translated("count"):
@@ -162,7 +185,9 @@ class MemoryStore(Store):
             self.rows.pop(i, None)
 
     def query(self, embedding: np.ndarray, k: int) -> list[tuple[str, float]]:
-        scored = sorted(((float(np.dot(e, embedding)), i) for i, e in self.rows.items()), reverse=True)
+        scored = sorted(
+            ((float(np.dot(e, embedding)), i) for i, e in self.rows.items()), reverse=True
+        )
         return [(i, s) for s, i in scored[:k]]
 
     def count(self) -> int:
@@ -201,8 +226,14 @@ def check_embedded_store(path: Path, timeout: float = 300) -> str | None:
     if not path.exists():
         return None
     try:
-        res = subprocess.run([sys.executable, "-c", _CHECK, str(path)], capture_output=True, text=True,
-                             timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        res = subprocess.run(
+            [sys.executable, "-c", _CHECK, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         return f"opening it took longer than {timeout:.0f}s"
     if res.returncode == 0:
@@ -218,6 +249,11 @@ def move_aside(path: Path, reason: str) -> Path:
     dest = path.with_name(f"{path.name}.broken-{time.strftime('%Y%m%d-%H%M%S')}")
     _forget_clients()  # an in-process client cached for this path would keep using the old files
     path.rename(dest)
-    log.warning("the vector store at %s was unusable (%s); moved it to %s. The next index run rebuilds it "
-                "(quickly: embeddings are cached)", path, reason, dest)
+    log.warning(
+        "the vector store at %s was unusable (%s); moved it to %s. The next index run rebuilds it "
+        "(quickly: embeddings are cached)",
+        path,
+        reason,
+        dest,
+    )
     return dest

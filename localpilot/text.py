@@ -7,11 +7,13 @@ import re
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a an and are as at be been by can do does for from has have how i if in into is it its of on or our should so
 that the their them then there these this those to was we were what when where which who why will with you your
 code function method class file files find show me return returns value values use used using given all any
-""".split())
+""".split()
+)
 
 
 def split_identifier(ident: str) -> list[str]:

@@ -81,8 +81,13 @@ class IndexStats:
             f"{self.files_skipped} skipped, {self.files_removed} removed): "
             f"{self.chunks_written} chunks written, {self.chunks_embedded} embedded "
             f"({rate:.1f}/s), {self.chunks_reused} reused, {self.chunks_deleted} deleted "
-            f"in {self.seconds:.1f}s" + (f"; {self.chunks_truncated} chunks longer than the embedder's window "
-                                          "(tail not embedded)" if self.chunks_truncated else "")
+            f"in {self.seconds:.1f}s"
+            + (
+                f"; {self.chunks_truncated} chunks longer than the embedder's window "
+                "(tail not embedded)"
+                if self.chunks_truncated
+                else ""
+            )
         )
 
 

@@ -51,8 +51,12 @@ def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-                          check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
 
 
 class Repo:
@@ -145,7 +149,9 @@ def loopback_server(argv: list[str], log: Path, timeout: float = 120) -> Iterato
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
     with log.open("w") as out:
-        proc = subprocess.Popen([a.replace("{port}", str(port)) for a in argv], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [a.replace("{port}", str(port)) for a in argv], stdout=out, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -159,4 +165,3 @@ def loopback_server(argv: list[str], log: Path, timeout: float = 120) -> Iterato
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-

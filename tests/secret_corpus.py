@@ -54,12 +54,18 @@ class _Maker:
             return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
         sub = self.rng.randrange(10**9)
-        sig = "".join(self.rng.choice(string.ascii_letters + string.digits + "-_") for _ in range(43))
-        return self.keep(f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({'sub': str(sub), 'adm': True})}.{sig}")
+        sig = "".join(
+            self.rng.choice(string.ascii_letters + string.digits + "-_") for _ in range(43)
+        )
+        return self.keep(
+            f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part({'sub': str(sub), 'adm': True})}.{sig}"
+        )
 
     def pem(self) -> tuple[str, str]:
         body = "\n".join(self.b64(64) for _ in range(4))
-        return f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----", body.split("\n")[0]
+        return f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----", body.split("\n")[
+            0
+        ]
 
 
 def build(seed: int = 7) -> Corpus:
@@ -76,86 +82,104 @@ def build(seed: int = 7) -> Corpus:
             f'OPENAI_API_KEY = "sk-proj-{m.alnum(48)}"\n'
             f'TWILIO_KEY = "SK{m.hex(32)}"\n'
             f'SIGNING_KEY = """{pem}"""\n'
-            'REGION = os.environ.get("AWS_REGION", "eu-west-1")\n'),
+            'REGION = os.environ.get("AWS_REGION", "eu-west-1")\n'
+        ),
         "web/config.js": (
             f'const token = "{m.jwt()}";\n'
             f'const SLACK_WEBHOOK = "https://hooks.slack.com/services/T{m.upper(8)}/B{m.upper(8)}/{m.alnum(24)}";\n'
-            f'module.exports = {{ stripe: "sk_live_{m.alnum(24)}", firebase: {{ apiKey: "AIza{m.alnum(35)}" }} }};\n'),
+            f'module.exports = {{ stripe: "sk_live_{m.alnum(24)}", firebase: {{ apiKey: "AIza{m.alnum(35)}" }} }};\n'
+        ),
         "web/client.ts": (
             f'export const apiKey: string = "{m.hex(32)}";\n'
             f'const githubToken = "ghp_{m.alnum(36)}";\n'
             "export function headers(): Record<string, string> {\n"
-            f'  return {{ Authorization: "Bearer {m.b64(40)}" }};\n}}\n'),
+            f'  return {{ Authorization: "Bearer {m.b64(40)}" }};\n}}\n'
+        ),
         "svc/keys.go": (
             "package svc\n\n"
             f'const apiKey = "{m.hex(64)}"\n\n'
             "func connect() string {\n"
             f'\tpassword := "{m.password()}"\n'
-            '\treturn "user:" + password\n}\n'),
+            '\treturn "user:" + password\n}\n'
+        ),
         "core/src/lib.rs": (
             f'const SECRET_KEY: &str = "{m.b64(32)}";\n'
-            f'pub fn db() -> &\'static str {{ "mysql://root:{m.url_password()}@localhost/db" }}\n'),
+            f'pub fn db() -> &\'static str {{ "mysql://root:{m.url_password()}@localhost/db" }}\n'
+        ),
         "src/main/java/App.java": (
             "public class App {\n"
             f'    private static final String PASSWORD = "{m.password()}";\n'
             f'    String clientSecret = "{m.b64(40)}";\n'
-            "}\n"),
+            "}\n"
+        ),
         "src/Api/Startup.cs": (
             "public class Startup {\n"
             f'    var connectionString = "Server=db;Database=app;User Id=sa;Password={m.password()};";\n'
             f'    const string ApiKey = "{m.hex(40)}";\n'
-            "}\n"),
+            "}\n"
+        ),
         "config/initializers/secrets.rb": (
             f'Rails.application.config.secret_key_base = "{m.hex(128)}"\n'
-            f'SENDGRID = "SG.{m.alnum(22)}.{m.alnum(43)}"\n'),
+            f'SENDGRID = "SG.{m.alnum(22)}.{m.alnum(43)}"\n'
+        ),
         "public/wp-config.php": (
-            "<?php\n"
-            f"$db_password = '{m.password()}';\n"
-            f"define('AUTH_KEY', '{m.b64(64)}');\n"),
+            f"<?php\n$db_password = '{m.password()}';\ndefine('AUTH_KEY', '{m.b64(64)}');\n"
+        ),
         "scripts/deploy.sh": (
             "#!/bin/sh\n"
             f"export GITHUB_TOKEN=ghp_{m.alnum(36)}\n"
-            f"curl -s https://deploy:{m.url_password()}@ci.example.com/hook\n"),
+            f"curl -s https://deploy:{m.url_password()}@ci.example.com/hook\n"
+        ),
         "deploy/values.yaml": (
-            "database:\n"
-            f"  password: {m.password()}\n"
-            f'  api_key: "{m.hex(32)}"\n'),
-        "deploy/service-account.json": json.dumps({
-            "type": "service_account", "project_id": "demo-project", "private_key_id": m.hex(40),
-            "private_key": rsa + "\n", "client_email": "ci@demo-project.iam.gserviceaccount.com"}, indent=2) + "\n",
+            f'database:\n  password: {m.password()}\n  api_key: "{m.hex(32)}"\n'
+        ),
+        "deploy/service-account.json": json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "demo-project",
+                "private_key_id": m.hex(40),
+                "private_key": rsa + "\n",
+                "client_email": "ci@demo-project.iam.gserviceaccount.com",
+            },
+            indent=2,
+        )
+        + "\n",
         "web/.npmconfig.json": json.dumps({"npmToken": f"npm_{m.alnum(36)}"}) + "\n",
         "pyproject.toml": (
             "[tool.app]\n"
             f'password = "{m.password()}"\n'
             f'slack_token = "xoxb-{m.chars(string.digits, 12)}-{m.chars(string.digits, 13)}-{m.alnum(24)}"\n'
-            f'pypi_token = "pypi-AgEIcHlwaS5vcmc{m.alnum(60)}"\n'),
-        "config/app.ini": (
-            "[database]\n"
-            f"password = {m.password()}\n"
-            f"secret_key = {m.b64(40)}\n"),
+            f'pypi_token = "pypi-AgEIcHlwaS5vcmc{m.alnum(60)}"\n'
+        ),
+        "config/app.ini": (f"[database]\npassword = {m.password()}\nsecret_key = {m.b64(40)}\n"),
         ".env.production": f"SECRET_KEY={m.b64(40)}\nSTRIPE_SECRET=sk_live_{m.alnum(24)}\n",
         ".env.local": f"DB_PASSWORD={m.password()}\n",
         "Dockerfile": (
             "FROM python:3.11-slim\n"
             f"ENV DB_PASSWORD={m.password()}\n"
             f"ARG NPM_TOKEN=npm_{m.alnum(36)}\n"
-            'CMD ["python", "-m", "app"]\n'),
+            'CMD ["python", "-m", "app"]\n'
+        ),
         ".github/workflows/ci.yml": (
             "name: ci\non: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    env:\n"
             f"      API_KEY: {m.hex(40)}\n"
             f"      DOCKER_PASSWORD: {m.password()}\n"
-            "    steps:\n      - run: make test\n"),
+            "    steps:\n      - run: make test\n"
+        ),
         ".gitlab-ci.yml": (
             "variables:\n"
             f"  AWS_SECRET_ACCESS_KEY: {m.b64(40)}\n"
             f"  SENTRY_AUTH_KEY: {m.hex(64)}\n"
-            "test:\n  script: make test\n"),
+            "test:\n  script: make test\n"
+        ),
         "tests/test_client.py": (  # test files keep their secrets' redaction (only test data is spared)
             f'API_TOKEN = "{m.hex(40)}"\n\n\ndef test_login(client):\n'
-            f'    assert client.login(password="{m.password()}")\n'),
+            f'    assert client.login(password="{m.password()}")\n'
+        ),
         "app/clients.py": (
             "def client():\n"
-            f'    return Client(password="{m.password()}", api_key="{m.alnum(32)}")\n'),
+            f'    return Client(password="{m.password()}", api_key="{m.alnum(32)}")\n'
+        ),
     }
     return Corpus(files, m.secrets)
 

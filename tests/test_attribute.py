@@ -46,19 +46,25 @@ MAIL = '''def send_invoice_email(customer, invoice):
 def test_sentences_keep_code_blocks_whole_and_skip_fragments() -> None:
     text = "It compiles the path. Done.\n```python\nx = 1\ny = 2\n```\nThen the regex is returned to the caller."
     parts = [text[s:e] for s, e in sentences(text)]
-    assert parts == ["It compiles the path.", "```python\nx = 1\ny = 2\n```",
-                     "Then the regex is returned to the caller."]
+    assert parts == [
+        "It compiles the path.",
+        "```python\nx = 1\ny = 2\n```",
+        "Then the regex is returned to the caller.",
+    ]
 
 
-def test_each_claim_is_cited_with_the_lines_that_support_it(make_repo: Callable[..., Repo],
-                                                              assistant_for: Callable[..., Assistant]) -> None:
+def test_each_claim_is_cited_with_the_lines_that_support_it(
+    make_repo: Callable[..., Repo], assistant_for: Callable[..., Assistant]
+) -> None:
     repo = make_repo({"routing.py": ROUTES, "mail.py": MAIL})
     a = assistant_for(repo)
     a.index()
     hits = a.search("how is a route path turned into a regular expression", 5)
-    answer = ("route_pattern builds the pattern from each {name:kind} part, using the converter's regex. "
-              "Invoices are mailed as a PDF attachment by send_invoice_email. "
-              "The weather in Lisbon is usually mild in spring.")
+    answer = (
+        "route_pattern builds the pattern from each {name:kind} part, using the converter's regex. "
+        "Invoices are mailed as a PDF attachment by send_invoice_email. "
+        "The weather in Lisbon is usually mild in spring."
+    )
     attribution = a.parts.attributor.attribute(answer, hits)
     first, second, third = attribution.claims
     assert first.path == "routing.py" and 4 <= first.start_line <= first.end_line <= 10
@@ -66,13 +72,16 @@ def test_each_claim_is_cited_with_the_lines_that_support_it(make_repo: Callable[
     assert second.path == "mail.py" and second.supported
     assert not third.supported  # nothing shown supports it
     marked = attribution.annotate(answer)
-    assert f"[routing.py:{first.start_line}-{first.end_line}]" in marked and marked.endswith(UNSUPPORTED)
+    assert f"[routing.py:{first.start_line}-{first.end_line}]" in marked and marked.endswith(
+        UNSUPPORTED
+    )
     assert attribution.sources()[0][3] >= attribution.sources()[-1][3]  # best supported first
 
 
 @pytest.fixture
-def scripted(make_repo: Callable[..., Repo],
-             minilm: SentenceTransformerEmbedder) -> Iterator[Callable[[str], Assistant]]:
+def scripted(
+    make_repo: Callable[..., Repo], minilm: SentenceTransformerEmbedder
+) -> Iterator[Callable[[str], Assistant]]:
     """A real Assistant (the default embedder and reranker, Chroma) over routing.py and mail.py whose small
     model says ``script``; indexed, closed at teardown."""
     repo = make_repo({"routing.py": ROUTES, "mail.py": MAIL})
@@ -80,7 +89,11 @@ def scripted(make_repo: Callable[..., Repo],
 
     def build(script: str) -> Assistant:
         small = ScriptedGenerator(script=script)
-        made.append(Assistant(repo.root, load_settings(repo.root), embedder=minilm, generators={"small": small}))
+        made.append(
+            Assistant(
+                repo.root, load_settings(repo.root), embedder=minilm, generators={"small": small}
+            )
+        )
         made[-1].index()
         return made[-1]
 
@@ -89,7 +102,9 @@ def scripted(make_repo: Callable[..., Repo],
         a.close()
 
 
-def test_ask_cites_by_attribution_when_the_model_writes_no_lines(scripted: Callable[[str], Assistant]) -> None:
+def test_ask_cites_by_attribution_when_the_model_writes_no_lines(
+    scripted: Callable[[str], Assistant],
+) -> None:
     a = scripted("The route_pattern function builds a regular expression from the route path.")
     answer = a.ask("How is a route path like /users/{id:int} turned into a regex?").result()
     assert answer.expert == "small"
@@ -101,36 +116,58 @@ def test_ask_cites_by_attribution_when_the_model_writes_no_lines(scripted: Calla
 
 
 def test_attribution_without_stored_vectors_embeds_the_snippets() -> None:
-    hit = Hit("a.py", 10, 12, "parse_header", "python", "function", 1.0,
-              "def parse_header(line):\n    key, value = line.split(':', 1)\n    return key.strip(), value.strip()")
+    hit = Hit(
+        "a.py",
+        10,
+        12,
+        "parse_header",
+        "python",
+        "function",
+        1.0,
+        "def parse_header(line):\n    key, value = line.split(':', 1)\n    return key.strip(), value.strip()",
+    )
     embedder = HashEmbedder()
     attributor = Attributor(embedder.embed, lambda hits: [None for _ in hits])
-    claims = attributor.attribute("parse_header splits the line at the first colon into key and value.", [hit]).claims
+    claims = attributor.attribute(
+        "parse_header splits the line at the first colon into key and value.", [hit]
+    ).claims
     assert claims[0].path == "a.py" and 10 <= claims[0].start_line <= claims[0].end_line <= 12
 
 
-def test_a_question_the_code_cannot_answer_is_not_found_without_an_llm(scripted: Callable[[str], Assistant]) -> None:
+def test_a_question_the_code_cannot_answer_is_not_found_without_an_llm(
+    scripted: Callable[[str], Assistant],
+) -> None:
     a = scripted("SMS reminders are sent by the reminder service.")
     answer = a.ask("How do we send SMS reminders to users?").result()
     assert answer.expert == "search" and answer.model == ""  # no LLM ran
-    assert answer.text.startswith("Not found in this repository") and answer.reason.startswith("not found")
+    assert answer.text.startswith("Not found in this repository") and answer.reason.startswith(
+        "not found"
+    )
     assert answer.hits and "Nearest code" in answer.text  # the nearest hits, not an invented answer
     forced = a.ask("How do we send SMS reminders to users?", expert="small").result()
     assert forced.expert == "small"  # asking an expert by name still gets it
 
 
 def test_a_sentence_repeating_a_doc_comment_cites_the_code_it_documents() -> None:
-    text = ("/**\n * Get the ETag of a response.\n *\n * @return {String}\n */\n\n"
-            "get etag() {\n  return this.get('ETag');\n}")
+    text = (
+        "/**\n * Get the ETag of a response.\n *\n * @return {String}\n */\n\n"
+        "get etag() {\n  return this.get('ETag');\n}"
+    )
     hit = Hit("lib/response.js", 100, 108, "etag", "javascript", "method", 1.0, text)
     attributor = Attributor(HashEmbedder().embed, lambda hits: [None for _ in hits])
-    claim = attributor.attribute("It returns the ETag of a response from its headers.", [hit]).claims[0]
-    assert claim.path == "lib/response.js" and claim.start_line == 106  # `get etag() {`, not the comment
+    claim = attributor.attribute(
+        "It returns the ETag of a response from its headers.", [hit]
+    ).claims[0]
+    assert (
+        claim.path == "lib/response.js" and claim.start_line == 106
+    )  # `get etag() {`, not the comment
 
 
 def test_a_summarised_header_chunk_is_cited_within_its_lines() -> None:
     header = "class Limiter {\n  /**\n   * Adds a job to the queue.\n       ...\n  /**\n   * Runs a job.\n       ..."
-    hit = Hit("lib/limiter.js", 10, 12, "Limiter", "javascript", "header", 1.0, header)  # 7 text lines, 3 file lines
+    hit = Hit(
+        "lib/limiter.js", 10, 12, "Limiter", "javascript", "header", 1.0, header
+    )  # 7 text lines, 3 file lines
     attributor = Attributor(HashEmbedder().embed, lambda hits: [None for _ in hits])
     claim = attributor.attribute("The Limiter runs a job from the queue.", [hit]).claims[0]
     assert claim.path == "lib/limiter.js" and 10 <= claim.start_line <= claim.end_line <= 12

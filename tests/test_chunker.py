@@ -21,7 +21,9 @@ EXPECTED: dict[str, list[str]] = tomllib.loads((POLYGLOT / "expected.toml").read
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_every_language_yields_its_qualified_symbols(name: str, minilm: SentenceTransformerEmbedder) -> None:
+def test_every_language_yields_its_qualified_symbols(
+    name: str, minilm: SentenceTransformerEmbedder
+) -> None:
     language = detect_language(name)
     assert has_grammar(language), f"{name} should map to a grammar, got {language}"
     text = (POLYGLOT / name).read_text()
@@ -41,7 +43,9 @@ def test_chunks_are_exact_line_spans(minilm: SentenceTransformerEmbedder) -> Non
     for path in sorted(POLYGLOT.iterdir()):
         text = path.read_text()
         lines = text.split("\n")
-        for c in chunk_file(path.name, text, detect_language(path.name), minilm.count_tokens, budget=40):
+        for c in chunk_file(
+            path.name, text, detect_language(path.name), minilm.count_tokens, budget=40
+        ):
             assert 1 <= c.start_line <= c.end_line <= len(lines)
             if c.kind != "header":
                 assert c.text == "\n".join(lines[c.start_line - 1 : c.end_line]), (path.name, c)
@@ -82,12 +86,16 @@ def test_big_class_becomes_header_plus_members(minilm: SentenceTransformerEmbedd
     assert "class Client:" in header.text and "def method_0(self, value):" in header.text
     assert all(f"Client.method_{i}" in by_symbol for i in range(12))
     assert by_symbol["helper"].kind == "function"
-    assert any(c.kind == "code" and "TIMEOUT = 30" in c.text for c in chunks), "top-level code is chunked"
+    assert any(c.kind == "code" and "TIMEOUT = 30" in c.text for c in chunks), (
+        "top-level code is chunked"
+    )
     for c in chunks:
         assert c.truncated or minilm.count_tokens([c.text])[0] <= 200
 
 
-def test_oversized_function_is_split_and_huge_line_is_flagged(minilm: SentenceTransformerEmbedder) -> None:
+def test_oversized_function_is_split_and_huge_line_is_flagged(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
     body = "\n".join(f"    x{i} = compute_value({i}, name='item_{i}')" for i in range(200))
     text = f"def long_one():\n{body}\n    return x0\n\nBLOB = '{'word ' * 2000}'\n"
     chunks = chunk_file("long.py", text, "python", minilm.count_tokens, budget=120)
@@ -96,7 +104,9 @@ def test_oversized_function_is_split_and_huge_line_is_flagged(minilm: SentenceTr
     assert parts[0].start_line == 1 and parts[-1].end_line == 202
     assert all(minilm.count_tokens([c.text])[0] <= 120 for c in parts)
     blob = [c for c in chunks if "BLOB" in c.text]
-    assert blob and blob[0].truncated, "a single line over the token limit is marked, not silently cut"
+    assert blob and blob[0].truncated, (
+        "a single line over the token limit is marked, not silently cut"
+    )
 
 
 def test_syntax_errors_still_index_what_parses(minilm: SentenceTransformerEmbedder) -> None:
@@ -104,7 +114,9 @@ def test_syntax_errors_still_index_what_parses(minilm: SentenceTransformerEmbedd
     chunks = chunk_file("bad.py", text, "python", minilm.count_tokens, budget=200)
     symbols = {c.symbol for c in chunks}
     assert "good" in symbols and "Fine" in symbols
-    assert "\n".join(c.text for c in chunks).count("broken") == 1, "the unparsable part is still indexed as code"
+    assert "\n".join(c.text for c in chunks).count("broken") == 1, (
+        "the unparsable part is still indexed as code"
+    )
 
 
 def test_markdown_chunks_by_heading(minilm: SentenceTransformerEmbedder) -> None:
@@ -127,9 +139,13 @@ def test_plain_text_packs_paragraphs(minilm: SentenceTransformerEmbedder) -> Non
 def test_embed_text_carries_path_and_symbol() -> None:
     from localpilot.types import Chunk
 
-    c = Chunk("src/http/client.py", 10, 20, "python", "Client.send", "function", "def send(self): ...")
+    c = Chunk(
+        "src/http/client.py", 10, 20, "python", "Client.send", "function", "def send(self): ..."
+    )
     assert c.embed_text().startswith("src/http/client.py Client.send\n")
-    moved = Chunk("lib/client.py", 1, 11, "python", "Client.send", "function", "def send(self): ...")
+    moved = Chunk(
+        "lib/client.py", 1, 11, "python", "Client.send", "function", "def send(self): ..."
+    )
     assert moved.content_hash == c.content_hash and moved.chunk_id != c.chunk_id
 
 
@@ -145,9 +161,14 @@ def test_grammar_query_compiles_and_sample_parses_cleanly(name: str) -> None:
     assert g.query.pattern_count > 0
 
 
-def test_header_chunks_are_measured_on_their_final_text(minilm: SentenceTransformerEmbedder) -> None:
-    methods = "\n".join(f"    def m{i}(self, alpha_{i}, beta_{i}, gamma_{i}):\n        return {i}\n" for i in range(60))
-    text = f"class Wide:\n    \"\"\"Many members.\"\"\"\n\n{methods}"
+def test_header_chunks_are_measured_on_their_final_text(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    methods = "\n".join(
+        f"    def m{i}(self, alpha_{i}, beta_{i}, gamma_{i}):\n        return {i}\n"
+        for i in range(60)
+    )
+    text = f'class Wide:\n    """Many members."""\n\n{methods}'
     chunks = chunk_file("wide.py", text, "python", minilm.count_tokens, budget=100)
     header = next(c for c in chunks if c.kind == "header")
     assert "def m0(self" in header.text and not header.truncated

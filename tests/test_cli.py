@@ -14,10 +14,10 @@ from conftest import Repo
 from localpilot.cli import main
 
 FILES = {
-    "net/retry.py": "def backoff_delay(attempt, base=0.5):\n    \"\"\"Exponential backoff.\"\"\"\n"
-                    "    return base * 2 ** attempt\n",
+    "net/retry.py": 'def backoff_delay(attempt, base=0.5):\n    """Exponential backoff."""\n'
+    "    return base * 2 ** attempt\n",
     "db/users.py": "class UserStore:\n    def find_by_email(self, email):\n"
-                   "        return self.db.query('select * from users where email = ?', email)\n",
+    "        return self.db.query('select * from users where email = ?', email)\n",
     "docs/guide.md": "# Guide\n\nHow to configure retries and timeouts.\n",
 }
 HIT_KEYS = {"path", "start_line", "end_line", "symbol", "language", "score"}
@@ -32,10 +32,26 @@ def indexed(make_repo: Callable[..., Repo], capsys: pytest.CaptureFixture[str]) 
 
 
 def test_search_json_contract(indexed: Repo, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["search", "look up a user by email address", "--json", "-k", "2", "--repo", str(indexed.root)]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "look up a user by email address",
+                "--json",
+                "-k",
+                "2",
+                "--repo",
+                str(indexed.root),
+            ]
+        )
+        == 0
+    )
     hits = json.loads(capsys.readouterr().out)
     assert len(hits) == 2 and set(hits[0]) >= HIT_KEYS
-    assert (hits[0]["path"], hits[0]["symbol"]) == ("db/users.py", "UserStore")  # small class: one chunk
+    assert (hits[0]["path"], hits[0]["symbol"]) == (
+        "db/users.py",
+        "UserStore",
+    )  # small class: one chunk
     assert hits[0]["start_line"] == 1 and hits[0]["end_line"] == 3
     assert hits[0]["score"] >= hits[1]["score"]
 
@@ -50,15 +66,38 @@ def test_status_json(indexed: Repo, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", "--json", "--repo", str(indexed.root)]) == 0
     status = json.loads(capsys.readouterr().out)
     assert status["files"] == 3 and status["languages"] == {"python": 2, "markdown": 1}
-    assert {"chunks", "skipped", "embedder", "index_dir", "index_bytes", "last_commit", "last_indexed"} <= set(status)
+    assert {
+        "chunks",
+        "skipped",
+        "embedder",
+        "index_dir",
+        "index_bytes",
+        "last_commit",
+        "last_indexed",
+    } <= set(status)
     assert main(["status", "--repo", str(indexed.root)]) == 0
     assert "python 2, markdown 1" in capsys.readouterr().out
 
 
 def test_stdin_answers_one_json_line_per_query_in_order(indexed: Repo) -> None:
     queries = "exponential backoff delay\n\nfind a user by email\n"
-    res = subprocess.run([sys.executable, "-m", "localpilot", "search", "--stdin", "-k", "1",
-                          "--repo", str(indexed.root)], input=queries, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "localpilot",
+            "search",
+            "--stdin",
+            "-k",
+            "1",
+            "--repo",
+            str(indexed.root),
+        ],
+        input=queries,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert len(lines) == 3
@@ -66,8 +105,9 @@ def test_stdin_answers_one_json_line_per_query_in_order(indexed: Repo) -> None:
     assert first[0]["path"] == "net/retry.py" and empty == [] and third[0]["path"] == "db/users.py"
 
 
-def test_errors_are_one_line_not_tracebacks(tmp_path: Path, make_repo: Callable[..., Repo],
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_are_one_line_not_tracebacks(
+    tmp_path: Path, make_repo: Callable[..., Repo], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["search", "x", "--repo", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "is not inside a git repository" in err and "Traceback" not in err
@@ -81,4 +121,6 @@ def test_errors_are_one_line_not_tracebacks(tmp_path: Path, make_repo: Callable[
 def test_models_list_shows_presets(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
-    assert "minilm" in out and "qwen2.5-coder-0.5b" in out and "not installed" in out  # isolated data dir
+    assert (
+        "minilm" in out and "qwen2.5-coder-0.5b" in out and "not installed" in out
+    )  # isolated data dir

@@ -32,13 +32,22 @@ class Recorder(ScriptedGenerator):
         super().__init__(script=script)
         self.prompts: list[tuple[str, str, list[tuple[str, str]]]] = []
 
-    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: Any = None,
-               extra: Any = (), path: str = "") -> Iterator[Any]:
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        max_tokens: int = 64,
+        cancel: Any = None,
+        extra: Any = (),
+        path: str = "",
+    ) -> Iterator[Any]:
         self.prompts.append((prefix, suffix, list(extra)))
         yield from super().infill(prefix, suffix, max_tokens, cancel, extra, path)
 
 
-def engine(gen: Recorder, hits: list[Hit] | None = None, **config: Any) -> tuple[Completer, list[str]]:
+def engine(
+    gen: Recorder, hits: list[Hit] | None = None, **config: Any
+) -> tuple[Completer, list[str]]:
     searched: list[str] = []
 
     def search(query: str, k: int) -> list[Hit]:
@@ -56,7 +65,9 @@ def test_window_starts_on_steps_and_keeps_its_head_while_typing() -> None:
     for row in range(300, 320):  # typing down twenty lines
         win = make_window("a.py", "\n".join(lines[:row]) + "\n    ", "\n".join(lines[row:]), cfg)
         starts.add(win.start_line)
-        assert win.start_line % cfg.window_step == 0 and win.prefix.startswith(lines[win.start_line])
+        assert win.start_line % cfg.window_step == 0 and win.prefix.startswith(
+            lines[win.start_line]
+        )
         assert win.suffix.count("\n") <= cfg.lines_after
     assert len(starts) == 1  # the head did not move
 
@@ -70,20 +81,32 @@ def test_typed_through_and_repeated_cursor_are_cache_hits() -> None:
     typed = done.complete("a.py", "python", "def g(x):\n    tot", "\n")
     assert again.cached and typed.cached and typed.text == "al = compute(x)"
     assert len(gen.prompts) == 1  # one model call for three requests
-    other = done.complete("a.py", "python", "def g(x):\n    z", "\n")  # typed something else: a new answer
+    other = done.complete(
+        "a.py", "python", "def g(x):\n    z", "\n"
+    )  # typed something else: a new answer
     assert not other.cached and len(gen.prompts) == 2
 
 
 def test_context_is_chosen_once_per_window_and_comes_first() -> None:
-    hit = Hit(path="lib/util.py", start_line=1, end_line=2, symbol="helper", language="python", kind="function",
-              score=1.0, snippet="def helper(x):\n    return x * 2")
+    hit = Hit(
+        path="lib/util.py",
+        start_line=1,
+        end_line=2,
+        symbol="helper",
+        language="python",
+        kind="function",
+        score=1.0,
+        snippet="def helper(x):\n    return x * 2",
+    )
     gen = Recorder()
     done, searched = engine(gen, [hit])
     for typed in ("", "r", "re", "ret"):
         done.complete("a.py", "python", f"def g(x):\n    {typed}", "\n")
     assert len(searched) == 1
     heads = {p[0].split("def g")[0] for p in gen.prompts}
-    assert len(heads) == 1 and "Related code from lib/util.py" in heads.pop()  # the fake has no repo format
+    assert (
+        len(heads) == 1 and "Related code from lib/util.py" in heads.pop()
+    )  # the fake has no repo format
 
 
 def test_recent_edits_of_other_files_are_context() -> None:
@@ -102,19 +125,25 @@ def test_secrets_never_reach_the_model() -> None:
     done, _ = engine(gen)
     key = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b"
     done.note_buffer("cfg.py", 'DB_PASSWORD = "Xk9#mQ2vL7pR4tY8"\n', 0)
-    done.complete("a.py", "python", f'API_KEY = "{key}"\ndef g():\n    ', f'\nTOKEN = "ghp_{key[:36]}"\n')
+    done.complete(
+        "a.py", "python", f'API_KEY = "{key}"\ndef g():\n    ', f'\nTOKEN = "ghp_{key[:36]}"\n'
+    )
     seen = json.dumps(gen.prompts)
     assert key not in seen and "Xk9#mQ2vL7pR4tY8" not in seen and "[REDACTED:" in seen
 
 
-@pytest.mark.parametrize("prefix, suffix", [
-    ("x = 1\n" * 900_000, "\n"),  # a 5 MB buffer
-    ("s = '" + "a" * 20_000, "'\n"),  # a 20,000-character line
-    ("\x00\x01\x02\xff binary \x00", ""),
-    ("line one\r\nline two\r\n    ", "\r\nend\r\n"),
-    ("caf\udce9 = 1\n", "\n"),  # non-UTF-8 bytes decoded with surrogate escapes
-    ("", ""),
-], ids=["5MB", "long-line", "binary", "crlf", "non-utf8", "empty"])
+@pytest.mark.parametrize(
+    "prefix, suffix",
+    [
+        ("x = 1\n" * 900_000, "\n"),  # a 5 MB buffer
+        ("s = '" + "a" * 20_000, "'\n"),  # a 20,000-character line
+        ("\x00\x01\x02\xff binary \x00", ""),
+        ("line one\r\nline two\r\n    ", "\r\nend\r\n"),
+        ("caf\udce9 = 1\n", "\n"),  # non-UTF-8 bytes decoded with surrogate escapes
+        ("", ""),
+    ],
+    ids=["5MB", "long-line", "binary", "crlf", "non-utf8", "empty"],
+)
 def test_hostile_buffers_complete_or_come_back_empty(prefix: str, suffix: str) -> None:
     gen = Recorder()
     done, _ = engine(gen)
@@ -128,35 +157,54 @@ def test_hostile_buffers_complete_or_come_back_empty(prefix: str, suffix: str) -
 
 
 @pytest.fixture
-def qwen_assistant(make_repo: Callable[..., Any], default_llm_path: Path, minilm: Any) -> Iterator[Assistant]:
-    repo = make_repo({"calc.py": SOURCE[:3000], "lib/util.py": "def helper(x):\n    return x * 2\n"})
-    a = Assistant(repo.root, load_settings(repo.root, llm=str(default_llm_path), big_llm="none", reranker="none"),
-                  embedder=minilm)
+def qwen_assistant(
+    make_repo: Callable[..., Any], default_llm_path: Path, minilm: Any
+) -> Iterator[Assistant]:
+    repo = make_repo(
+        {"calc.py": SOURCE[:3000], "lib/util.py": "def helper(x):\n    return x * 2\n"}
+    )
+    a = Assistant(
+        repo.root,
+        load_settings(repo.root, llm=str(default_llm_path), big_llm="none", reranker="none"),
+        embedder=minilm,
+    )
     a.index()
     yield a
     a.close()
 
 
-def test_typing_reuses_the_cached_prompt_and_chat_does_not_evict_it(qwen_assistant: Assistant) -> None:
+def test_typing_reuses_the_cached_prompt_and_chat_does_not_evict_it(
+    qwen_assistant: Assistant,
+) -> None:
     a = qwen_assistant
     text = SOURCE[:3000]
     head = text[: text.index("def f_20")] + "def f_20(x):\n    "
     assert a.prewarm("calc.py", head, "\n") > 100
     first = a.complete("calc.py", head, "\n")
     assert first.cached_tokens >= 0.8 * first.prompt_tokens  # the prewarm had read it
-    for _event in a.ask("what does helper do?", Conversation(), expert="small"):  # chat on its own instance
+    for _event in a.ask(
+        "what does helper do?", Conversation(), expert="small"
+    ):  # chat on its own instance
         pass
     typed = a.complete("calc.py", head + "re", "\n")
-    if not typed.cached:  # a typed-through hit needs no model at all; otherwise the prompt must come from cache
-        assert typed.cached_tokens >= 0.8 * typed.prompt_tokens, (typed.cached_tokens, typed.prompt_tokens)
+    if (
+        not typed.cached
+    ):  # a typed-through hit needs no model at all; otherwise the prompt must come from cache
+        assert typed.cached_tokens >= 0.8 * typed.prompt_tokens, (
+            typed.cached_tokens,
+            typed.prompt_tokens,
+        )
     assert a.generator("fim") is not a.generator("small")
 
 
 def test_generation_stops_at_the_time_cap(qwen_assistant: Assistant) -> None:
     a = qwen_assistant
-    fast = Completer(lambda: a.generator("fim"), lambda q, k: [],
-                     CompletionConfig(speculate=False, t_max_ms=0, t_hard_ms=1, n_predict=64))
-    result = fast.complete("calc.py", "python", "def long_docstring():\n    \"\"\"", "\n")
+    fast = Completer(
+        lambda: a.generator("fim"),
+        lambda q, k: [],
+        CompletionConfig(speculate=False, t_max_ms=0, t_hard_ms=1, n_predict=64),
+    )
+    result = fast.complete("calc.py", "python", 'def long_docstring():\n    """', "\n")
     assert result.text.count("\n") <= 1 and len(result.text) < 200
 
 
@@ -194,10 +242,14 @@ def test_remote_infill_speaks_llama_server() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         gen = OpenAIGenerator(f"http://127.0.0.1:{server.server_port}", "coder")
-        text = "".join(t.text for t in gen.infill("def f(x):\n    ", "\n", 16, extra=[("lib/a.py", "A = 1\n")]))
+        text = "".join(
+            t.text for t in gen.infill("def f(x):\n    ", "\n", 16, extra=[("lib/a.py", "A = 1\n")])
+        )
         assert text == "return x + 1"
         body = _Infill.bodies[-1]
-        assert body["cache_prompt"] is True and body["input_extra"] == [{"filename": "lib/a.py", "text": "A = 1\n"}]
+        assert body["cache_prompt"] is True and body["input_extra"] == [
+            {"filename": "lib/a.py", "text": "A = 1\n"}
+        ]
         assert (gen.last.prompt_tokens, gen.last.cached_tokens) == (312, 300)
     finally:
         server.shutdown()
@@ -215,8 +267,16 @@ def test_a_cursor_past_the_end_is_clamped() -> None:
 
 def test_a_slow_model_reads_the_window_before_any_context() -> None:
     body = "\n".join(f"    step_{i} = helper(step_{i - 1})" for i in range(1, 60))
-    hit = Hit(path="lib/util.py", start_line=1, end_line=24, symbol="helper", language="python", kind="function",
-              score=1.0, snippet="\n".join(f"def helper_{i}(x):  # some documented helper" for i in range(24)))
+    hit = Hit(
+        path="lib/util.py",
+        start_line=1,
+        end_line=24,
+        symbol="helper",
+        language="python",
+        kind="function",
+        score=1.0,
+        snippet="\n".join(f"def helper_{i}(x):  # some documented helper" for i in range(24)),
+    )
     prefix = f"def g(x):\n{body}\n    "
     slow, searched = engine(Recorder(), [hit])
     slow._prompt_rate = 100.0  # tokens/s: the 2 s budget is nearly all window
@@ -224,7 +284,9 @@ def test_a_slow_model_reads_the_window_before_any_context() -> None:
     chosen = slow._choose(win)
     assert sum(len(c.text) for c in chosen) <= int(slow._budget_tokens() * 3.2) - len(win.prefix)
     assert all(c.text.count("\n") < 23 for c in chosen)  # cut to what the window left
-    slow._prompt_rate = 10.0  # slower still: the window takes the whole budget and nothing is searched
+    slow._prompt_rate = (
+        10.0  # slower still: the window takes the whole budget and nothing is searched
+    )
     searched.clear()
     win = make_window("a.py", "x = 1\n" * 400, "\n", slow.config, slow._window_chars())
     assert slow._choose(win) == () and searched == []

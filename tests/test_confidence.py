@@ -17,7 +17,9 @@ def test_logistic_round_trips_through_toml(tmp_path: Path) -> None:
     loaded = Confidence.load(path)
     assert loaded.answerable == ANSWERABLE and loaded.correct == CORRECT
     assert abs(ANSWERABLE.probability({"rerank_best": 0.2}) - 0.5) < 1e-9
-    assert ANSWERABLE.says_no({"rerank_best": 0.05}) and not ANSWERABLE.says_no({"rerank_best": 0.9})
+    assert ANSWERABLE.says_no({"rerank_best": 0.05}) and not ANSWERABLE.says_no(
+        {"rerank_best": 0.9}
+    )
 
 
 def test_missing_or_broken_file_disables_the_decisions(tmp_path: Path) -> None:
@@ -28,7 +30,9 @@ def test_missing_or_broken_file_disables_the_decisions(tmp_path: Path) -> None:
 
 def test_the_shipped_file_loads() -> None:
     shipped = Confidence.load()
-    assert shipped.answerable is not None  # [correct] is not shipped: its held-out AUROC was below chance
+    assert (
+        shipped.answerable is not None
+    )  # [correct] is not shipped: its held-out AUROC was below chance
 
 
 def test_router_says_not_found_only_on_weak_retrieval() -> None:
@@ -37,7 +41,9 @@ def test_router_says_not_found_only_on_weak_retrieval() -> None:
     assert route is not None and route.expert == "search" and route.reason.startswith("not found")
     assert router.not_found({"rerank_best": 0.8}) is None
     assert router.not_found({"vector_best": 0.1}) is None  # no reranker signals: never guessed
-    assert router.not_found({"rerank_best": 0.02}, "Give me an overview of the architecture") is None
+    assert (
+        router.not_found({"rerank_best": 0.02}, "Give me an overview of the architecture") is None
+    )
 
 
 def test_router_escalates_a_weak_draft_with_its_reason() -> None:

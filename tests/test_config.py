@@ -11,8 +11,9 @@ from localpilot.config import load_settings
 from localpilot.errors import ConfigError
 
 
-def test_precedence_defaults_user_repo_env_flags(tmp_path: Path, isolated_env: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_defaults_user_repo_env_flags(
+    tmp_path: Path, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert load_settings().k == 10
     user = isolated_env / "config" / "localpilot"
     user.mkdir(parents=True)
@@ -26,9 +27,12 @@ def test_precedence_defaults_user_repo_env_flags(tmp_path: Path, isolated_env: P
     assert load_settings(repo, k=13).k == 13
 
 
-def test_repo_config_cannot_set_models_or_dirs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_repo_config_cannot_set_models_or_dirs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / ".localpilot.toml").write_text(
-        'embedder = "/tmp/evil-model"\ncache_dir = "/tmp/evil"\nexclude = ["vendor/*"]\n')
+        'embedder = "/tmp/evil-model"\ncache_dir = "/tmp/evil"\nexclude = ["vendor/*"]\n'
+    )
     with caplog.at_level(logging.WARNING):
         s = load_settings(tmp_path)
     assert s.embedder == "code-minilm" and "evil" not in str(s.cache_dir)

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from conftest import UPLOADER
 
-MAIN = ("from storage.uploader import upload_with_retry\n\n\ndef main(client):\n"
-        "    return upload_with_retry(client, 'a')\n")
+MAIN = (
+    "from storage.uploader import upload_with_retry\n\n\ndef main(client):\n"
+    "    return upload_with_retry(client, 'a')\n"
+)
 
 
 @pytest.fixture
@@ -27,15 +29,28 @@ def indexed_repo(make_repo: Callable[..., Any], tmp_path: Path) -> Any:
     evil.mkdir()
     (evil / "secret.txt").write_text("do not read")
     os.symlink(evil / "secret.txt", repo.root / "link-out.txt")
-    res = subprocess.run([sys.executable, "-m", "localpilot", "index", "-q"], cwd=repo.root, capture_output=True,
-                         text=True, check=False)
+    res = subprocess.run(
+        [sys.executable, "-m", "localpilot", "index", "-q"],
+        cwd=repo.root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     return repo
 
 
 def server_env() -> dict[str, str]:
-    keep = ("PATH", "HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "HF_HUB_OFFLINE",
-            "GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM")
+    keep = (
+        "PATH",
+        "HOME",
+        "XDG_CACHE_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_DATA_HOME",
+        "HF_HUB_OFFLINE",
+        "GIT_CONFIG_GLOBAL",
+        "GIT_CONFIG_NOSYSTEM",
+    )
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
@@ -46,8 +61,12 @@ async def test_mcp_tools_over_the_sdk_client(indexed_repo: Any, smol_path: Path)
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "localpilot", "mcp", "--llm", str(smol_path)],
-                                   cwd=str(indexed_repo.root), env=server_env())
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "localpilot", "mcp", "--llm", str(smol_path)],
+        cwd=str(indexed_repo.root),
+        env=server_env(),
+    )
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}
@@ -55,27 +74,41 @@ async def test_mcp_tools_over_the_sdk_client(indexed_repo: Any, smol_path: Path)
         assert tools["search_code"].input_schema["properties"]["query"]["type"] == "string"
 
         found = await session.call_tool("search_code", {"query": "retry a failed upload", "k": 3})
-        hits = json.loads(found.content[0].text) if not found.structured_content else \
-            found.structured_content["result"]
+        hits = (
+            json.loads(found.content[0].text)
+            if not found.structured_content
+            else found.structured_content["result"]
+        )
         assert hits[0]["path"] == "storage/uploader.py"
 
-        snippet = await session.call_tool("get_snippet", {"path": "storage/uploader.py", "start": 4, "end": 5})
+        snippet = await session.call_tool(
+            "get_snippet", {"path": "storage/uploader.py", "start": 4, "end": 5}
+        )
         assert "def upload_with_retry" in snippet.content[0].text
-        for bad in ("../repo-evil/secret.txt", "/etc/passwd", "%2e%2e/repo-evil/secret.txt", "link-out.txt",
-                    "storage/../../repo-evil/secret.txt"):
+        for bad in (
+            "../repo-evil/secret.txt",
+            "/etc/passwd",
+            "%2e%2e/repo-evil/secret.txt",
+            "link-out.txt",
+            "storage/../../repo-evil/secret.txt",
+        ):
             refused = await session.call_tool("get_snippet", {"path": bad})
             assert refused.is_error and "outside the repository" in refused.content[0].text, bad
 
         status = await session.call_tool("index_status", {})
         assert '"files": 2' in status.content[0].text
 
-        answer = await session.call_tool("ask", {"question": "how many times do we retry an upload?"})
+        answer = await session.call_tool(
+            "ask", {"question": "how many times do we retry an upload?"}
+        )
         assert not answer.is_error and '"expert"' in answer.content[0].text
         empty = await session.call_tool("ask", {"question": "  "})
         assert empty.is_error and "empty" in empty.content[0].text
 
 
-def _read_until(proc: subprocess.Popen[bytes], done: Callable[[bytes], bool], timeout: float = 180) -> bytes:
+def _read_until(
+    proc: subprocess.Popen[bytes], done: Callable[[bytes], bool], timeout: float = 180
+) -> bytes:
     """Read the server's stdout until ``done(everything read so far)``."""
     assert proc.stdout is not None
     data, deadline = b"", time.monotonic() + timeout
@@ -91,32 +124,55 @@ def _read_until(proc: subprocess.Popen[bytes], done: Callable[[bytes], bool], ti
 
 def _answered(want_ids: set[int]) -> Callable[[bytes], bool]:
     """Every id in ``want_ids`` has a newline-delimited JSON-RPC response."""
-    return lambda data: want_ids <= {json.loads(line).get("id") for line in data.splitlines() if line.strip()}
+    return lambda data: (
+        want_ids <= {json.loads(line).get("id") for line in data.splitlines() if line.strip()}
+    )
 
 
 def _has_id(n: int) -> Callable[[bytes], bool]:
     return lambda data: f'"id": {n}'.encode() in data or f'"id":{n}'.encode() in data
 
 
-def test_mcp_survives_malformed_input_and_stdout_is_protocol_only(indexed_repo: Any, smol_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "localpilot", "mcp", "--llm", str(smol_path)],
-                            cwd=indexed_repo.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=server_env())
+def test_mcp_survives_malformed_input_and_stdout_is_protocol_only(
+    indexed_repo: Any, smol_path: Path
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localpilot", "mcp", "--llm", str(smol_path)],
+        cwd=indexed_repo.root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=server_env(),
+    )
     assert proc.stdin is not None
 
     def send(raw: bytes) -> None:
         proc.stdin.write(raw + b"\n")  # type: ignore[union-attr]
         proc.stdin.flush()  # type: ignore[union-attr]
 
-    send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}).encode())
+    send(
+        json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            }
+        ).encode()
+    )
     send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
     send(b'{"jsonrpc":"2.0","id":2,"method":"tools/li')  # truncated JSON
     send(b'{"jsonrpc":"2.0","id":3,"method":"tools/list","x":"\xff\xfe"}')  # invalid UTF-8
     send(b'{"a":' * 5000 + b"1" + b"}" * 5000)  # deeply nested
     send(b'{"jsonrpc":"2.0","id":4,"method":"no/such/method"}')
-    send(b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"ask","arguments":'
-         b'{"question":"how many times do we retry an upload?"}}}')  # loads llama.cpp: C-level logs
+    send(
+        b'{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"ask","arguments":'
+        b'{"question":"how many times do we retry an upload?"}}}'
+    )  # loads llama.cpp: C-level logs
     send(b'{"jsonrpc":"2.0","id":6,"method":"tools/list"}')
     out = _read_until(proc, _answered({1, 4, 5, 6}))
     assert _answered({1, 4, 5, 6})(out), out
@@ -149,10 +205,20 @@ async def lsp_client(indexed_repo: Any, default_llm_path: Path) -> Any:
     def logged(params: t.LogMessageParams) -> None:
         client.messages.append(params.message)  # type: ignore[attr-defined]
 
-    await client.start_io(sys.executable, "-m", "localpilot", "lsp", "--llm", str(default_llm_path),
-                          cwd=str(indexed_repo.root), env=server_env())
+    await client.start_io(
+        sys.executable,
+        "-m",
+        "localpilot",
+        "lsp",
+        "--llm",
+        str(default_llm_path),
+        cwd=str(indexed_repo.root),
+        env=server_env(),
+    )
     root_uri = indexed_repo.root.resolve().as_uri()
-    await client.initialize_async(t.InitializeParams(capabilities=t.ClientCapabilities(), root_uri=root_uri))
+    await client.initialize_async(
+        t.InitializeParams(capabilities=t.ClientCapabilities(), root_uri=root_uri)
+    )
     client.initialized(t.InitializedParams())
     client.root = indexed_repo.root.resolve()  # type: ignore[attr-defined]
     yield client
@@ -165,8 +231,11 @@ def _open(client: Any, rel: str, text: str) -> str:
     from lsprotocol import types as t
 
     uri = (client.root / rel).as_uri()
-    client.text_document_did_open(t.DidOpenTextDocumentParams(text_document=t.TextDocumentItem(
-        uri=uri, language_id="python", version=1, text=text)))
+    client.text_document_did_open(
+        t.DidOpenTextDocumentParams(
+            text_document=t.TextDocumentItem(uri=uri, language_id="python", version=1, text=text)
+        )
+    )
     return uri
 
 
@@ -179,34 +248,53 @@ async def test_lsp_completion_hover_actions_and_commands(lsp_client: Any) -> Non
     latencies = []
     for _ in range(2):
         started = time.perf_counter()
-        result = await lsp_client.text_document_completion_async(t.CompletionParams(
-            text_document=t.TextDocumentIdentifier(uri=uri), position=pos))
+        result = await lsp_client.text_document_completion_async(
+            t.CompletionParams(text_document=t.TextDocumentIdentifier(uri=uri), position=pos)
+        )
         latencies.append(time.perf_counter() - started)
         assert result.items and result.items[0].insert_text.strip()
     assert latencies[1] < latencies[0]  # the second identical request comes from the cache
-    inline = await lsp_client.text_document_inline_completion_async(t.InlineCompletionParams(
-        text_document=t.TextDocumentIdentifier(uri=uri), position=pos,
-        context=t.InlineCompletionContext(trigger_kind=t.InlineCompletionTriggerKind.Invoked)))
+    inline = await lsp_client.text_document_inline_completion_async(
+        t.InlineCompletionParams(
+            text_document=t.TextDocumentIdentifier(uri=uri),
+            position=pos,
+            context=t.InlineCompletionContext(trigger_kind=t.InlineCompletionTriggerKind.Invoked),
+        )
+    )
     assert inline.items and inline.items[0].insert_text.strip()
 
     main_uri = _open(lsp_client, "app/main.py", MAIN)
-    hover = await lsp_client.text_document_hover_async(t.HoverParams(
-        text_document=t.TextDocumentIdentifier(uri=main_uri), position=t.Position(line=4, character=14)))
+    hover = await lsp_client.text_document_hover_async(
+        t.HoverParams(
+            text_document=t.TextDocumentIdentifier(uri=main_uri),
+            position=t.Position(line=4, character=14),
+        )
+    )
     assert "storage/uploader.py:4" in hover.contents.value and "app/main.py" in hover.contents.value
 
-    actions = await lsp_client.text_document_code_action_async(t.CodeActionParams(
-        text_document=t.TextDocumentIdentifier(uri=main_uri),
-        range=t.Range(start=t.Position(line=3, character=0), end=t.Position(line=4, character=0)),
-        context=t.CodeActionContext(diagnostics=[])))
-    assert [a.title for a in actions] == ["localpilot: Explain", "localpilot: Suggest tests",
-                                          "localpilot: Find related code"]
+    actions = await lsp_client.text_document_code_action_async(
+        t.CodeActionParams(
+            text_document=t.TextDocumentIdentifier(uri=main_uri),
+            range=t.Range(
+                start=t.Position(line=3, character=0), end=t.Position(line=4, character=0)
+            ),
+            context=t.CodeActionContext(diagnostics=[]),
+        )
+    )
+    assert [a.title for a in actions] == [
+        "localpilot: Explain",
+        "localpilot: Suggest tests",
+        "localpilot: Find related code",
+    ]
     find = _command_of(actions[2])
     assert find.command == "localpilot.findRelated"
-    related = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command=find.command, arguments=find.arguments))
+    related = await lsp_client.workspace_execute_command_async(
+        t.ExecuteCommandParams(command=find.command, arguments=find.arguments)
+    )
     assert related["hits"][0]["path"] == "storage/uploader.py"
-    hits = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command="localpilot.search", arguments=["retry a failed upload"]))
+    hits = await lsp_client.workspace_execute_command_async(
+        t.ExecuteCommandParams(command="localpilot.search", arguments=["retry a failed upload"])
+    )
     assert hits[0]["path"] == "storage/uploader.py"
 
 
@@ -225,11 +313,18 @@ def _command_of(action: Any) -> Any:
 async def test_lsp_unsaved_buffers_are_searchable(lsp_client: Any) -> None:
     from lsprotocol import types as t
 
-    _open(lsp_client, "draft.py", "def quantum_flux_capacitor_reset(state):\n    return state.clear()\n")
+    _open(
+        lsp_client,
+        "draft.py",
+        "def quantum_flux_capacitor_reset(state):\n    return state.clear()\n",
+    )
     for _ in range(40):
         await __import__("asyncio").sleep(0.5)
-        hits = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(
-            command="localpilot.search", arguments=["quantum flux capacitor reset"]))
+        hits = await lsp_client.workspace_execute_command_async(
+            t.ExecuteCommandParams(
+                command="localpilot.search", arguments=["quantum flux capacitor reset"]
+            )
+        )
         if hits and hits[0]["path"] == "draft.py":
             break
     assert hits[0]["path"] == "draft.py"  # never saved to disk
@@ -242,8 +337,13 @@ async def test_lsp_cancel_request_stops_a_completion(lsp_client: Any) -> None:
     from pygls.exceptions import JsonRpcRequestCancelled
 
     uri = _open(lsp_client, "calc2.py", "def multiply(a, b):\n    ")
-    future = lsp_client.protocol.send_request("textDocument/completion", t.CompletionParams(
-        text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(line=1, character=4)))
+    future = lsp_client.protocol.send_request(
+        "textDocument/completion",
+        t.CompletionParams(
+            text_document=t.TextDocumentIdentifier(uri=uri),
+            position=t.Position(line=1, character=4),
+        ),
+    )
     await asyncio.sleep(0.3)
     msg_id = next(reversed(lsp_client.protocol._request_futures))
     lsp_client.protocol.notify("$/cancelRequest", t.CancelParams(id=msg_id))
@@ -268,16 +368,30 @@ def _frames(data: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def test_lsp_survives_malformed_frames_and_stdout_is_protocol_only(indexed_repo: Any, default_llm_path: Path
-                                                                   ) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "localpilot", "lsp", "--llm", str(default_llm_path)],
-                            cwd=indexed_repo.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, env=server_env())
+def test_lsp_survives_malformed_frames_and_stdout_is_protocol_only(
+    indexed_repo: Any, default_llm_path: Path
+) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "localpilot", "lsp", "--llm", str(default_llm_path)],
+        cwd=indexed_repo.root,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=server_env(),
+    )
     assert proc.stdin is not None and proc.stdout is not None
     root = indexed_repo.root.resolve().as_uri()
     msgs = [
-        _frame(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                           "params": {"capabilities": {}, "rootUri": root}}).encode()),
+        _frame(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {"capabilities": {}, "rootUri": root},
+                }
+            ).encode()
+        ),
         _frame(b'{"jsonrpc":"2.0","method":"initialized","params":{}}'),
         b"Content-Length: abc\r\n\r\n{}",  # bad length
         b"Content-Length: 99999999999\r\n\r\n",  # huge length
@@ -285,12 +399,35 @@ def test_lsp_survives_malformed_frames_and_stdout_is_protocol_only(indexed_repo:
         _frame(b'{"jsonrpc":"2.0","id":3,"method":"x","params":"\xff"}'),  # invalid UTF-8
         _frame(b"[" * 10000 + b"]" * 10000),  # deeply nested
         _frame(b'{"jsonrpc":"2.0","id":4,"method":"no/such/method","params":{}}'),
-        _frame(json.dumps({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-            "uri": (indexed_repo.root.resolve() / "c.py").as_uri(), "languageId": "python", "version": 1,
-            "text": "def square(x):\n    "}}}).encode()),
-        _frame(json.dumps({"jsonrpc": "2.0", "id": 5, "method": "textDocument/completion", "params": {
-            "textDocument": {"uri": (indexed_repo.root.resolve() / "c.py").as_uri()},
-            "position": {"line": 1, "character": 4}}}).encode()),  # loads llama.cpp: C-level logs
+        _frame(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "textDocument/didOpen",
+                    "params": {
+                        "textDocument": {
+                            "uri": (indexed_repo.root.resolve() / "c.py").as_uri(),
+                            "languageId": "python",
+                            "version": 1,
+                            "text": "def square(x):\n    ",
+                        }
+                    },
+                }
+            ).encode()
+        ),
+        _frame(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 5,
+                    "method": "textDocument/completion",
+                    "params": {
+                        "textDocument": {"uri": (indexed_repo.root.resolve() / "c.py").as_uri()},
+                        "position": {"line": 1, "character": 4},
+                    },
+                }
+            ).encode()
+        ),  # loads llama.cpp: C-level logs
     ]
     for m in msgs:
         proc.stdin.write(m)
@@ -303,7 +440,9 @@ def test_lsp_survives_malformed_frames_and_stdout_is_protocol_only(indexed_repo:
     proc.stdin.close()
     proc.wait(timeout=30)
     frames = _frames(data + proc.stdout.read())
-    parse_errors = [f for f in frames if f.get("id") is None and f.get("error", {}).get("code") == -32700]
+    parse_errors = [
+        f for f in frames if f.get("id") is None and f.get("error", {}).get("code") == -32700
+    ]
     assert len(parse_errors) == 5
     by_id = {f["id"]: f for f in frames if f.get("id") is not None}
     assert by_id[4]["error"]["code"] == -32601
@@ -314,10 +453,15 @@ def test_lsp_survives_malformed_frames_and_stdout_is_protocol_only(indexed_repo:
 # --- overlapping requests over the real pipes ------------------------------------------------------------------
 
 
-def _matches_file(root: Path, hit: dict[str, Any], versions: dict[str, list[str]] | None = None) -> bool:
+def _matches_file(
+    root: Path, hit: dict[str, Any], versions: dict[str, list[str]] | None = None
+) -> bool:
     """The hit's snippet is the text at its lines of the file on disk (or of one version of an editor buffer)."""
     texts = (versions or {}).get(hit["path"]) or [(root / hit["path"]).read_text(encoding="utf-8")]
-    return any("\n".join(t.split("\n")[hit["start_line"] - 1 : hit["end_line"]]) == hit["snippet"] for t in texts)
+    return any(
+        "\n".join(t.split("\n")[hit["start_line"] - 1 : hit["end_line"]]) == hit["snippet"]
+        for t in texts
+    )
 
 
 @pytest.mark.slow
@@ -327,8 +471,12 @@ async def test_mcp_overlapping_requests(indexed_repo: Any, smol_path: Path) -> N
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "localpilot", "mcp", "--llm", str(smol_path)],
-                                   cwd=str(indexed_repo.root), env=server_env())
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "localpilot", "mcp", "--llm", str(smol_path)],
+        cwd=str(indexed_repo.root),
+        env=server_env(),
+    )
     lines = UPLOADER.split("\n")
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
@@ -336,21 +484,39 @@ async def test_mcp_overlapping_requests(indexed_repo: Any, smol_path: Path) -> N
         async def one(n: int) -> None:
             kind = n % 10
             if kind < 5:
-                res = await session.call_tool("search_code", {"query": ["retry a failed upload", "main client",
-                                                                         "upload_with_retry", "MAX_RETRIES"][n % 4]})
+                res = await session.call_tool(
+                    "search_code",
+                    {
+                        "query": [
+                            "retry a failed upload",
+                            "main client",
+                            "upload_with_retry",
+                            "MAX_RETRIES",
+                        ][n % 4]
+                    },
+                )
                 assert not res.is_error, res.content
-                hits = res.structured_content["result"] if res.structured_content else json.loads(res.content[0].text)
+                hits = (
+                    res.structured_content["result"]
+                    if res.structured_content
+                    else json.loads(res.content[0].text)
+                )
                 assert hits and all(_matches_file(indexed_repo.root, h) for h in hits)
             elif kind < 8:
                 start = 1 + n % 6
-                res = await session.call_tool("get_snippet", {"path": "storage/uploader.py", "start": start,
-                                                              "end": start + 3})
-                assert json.loads(res.content[0].text)["text"] == "\n".join(lines[start - 1 : start + 3])
+                res = await session.call_tool(
+                    "get_snippet", {"path": "storage/uploader.py", "start": start, "end": start + 3}
+                )
+                assert json.loads(res.content[0].text)["text"] == "\n".join(
+                    lines[start - 1 : start + 3]
+                )
             elif kind == 8:
                 res = await session.call_tool("index_status", {})
                 assert '"files": 2' in res.content[0].text
             else:
-                res = await session.call_tool("ask", {"question": "how many times do we retry an upload?"})
+                res = await session.call_tool(
+                    "ask", {"question": "how many times do we retry an upload?"}
+                )
                 assert not res.is_error and '"expert"' in res.content[0].text
 
         for batch in range(10):  # 10 rounds of 20 requests in flight at once
@@ -369,32 +535,57 @@ async def test_lsp_overlapping_requests_while_a_buffer_changes(lsp_client: Any) 
     main_uri = _open(lsp_client, "app/main.py", MAIN)
 
     async def search(query: str) -> None:
-        hits = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(
-            command="localpilot.search", arguments=[query]))
+        hits = await lsp_client.workspace_execute_command_async(
+            t.ExecuteCommandParams(command="localpilot.search", arguments=[query])
+        )
         assert all(_matches_file(lsp_client.root, h, versions) for h in hits), hits
 
     async def hover() -> None:
-        res = await lsp_client.text_document_hover_async(t.HoverParams(
-            text_document=t.TextDocumentIdentifier(uri=main_uri), position=t.Position(line=4, character=14)))
+        res = await lsp_client.text_document_hover_async(
+            t.HoverParams(
+                text_document=t.TextDocumentIdentifier(uri=main_uri),
+                position=t.Position(line=4, character=14),
+            )
+        )
         assert res is None or "upload_with_retry" in res.contents.value
 
     async def complete() -> None:
-        res = await lsp_client.text_document_completion_async(t.CompletionParams(
-            text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(line=1, character=4)))
+        res = await lsp_client.text_document_completion_async(
+            t.CompletionParams(
+                text_document=t.TextDocumentIdentifier(uri=uri),
+                position=t.Position(line=1, character=4),
+            )
+        )
         assert res is not None
 
     for v in range(1, 9):
         text = f"def draft_total_{v}(items):\n    return sum(items) * {v}\n"
         versions["draft.py"].append(text)
-        lsp_client.text_document_did_change(t.DidChangeTextDocumentParams(
-            text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=v + 1),
-            content_changes=[t.TextDocumentContentChangeWholeDocument(text=text)]))
-        await asyncio.gather(complete(), *(search(q) for q in ("draft total", "retry a failed upload",
-                                                              "upload_with_retry", "main client")),
-                             hover(), hover(), asyncio.sleep(0.6))
+        lsp_client.text_document_did_change(
+            t.DidChangeTextDocumentParams(
+                text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=v + 1),
+                content_changes=[t.TextDocumentContentChangeWholeDocument(text=text)],
+            )
+        )
+        await asyncio.gather(
+            complete(),
+            *(
+                search(q)
+                for q in (
+                    "draft total",
+                    "retry a failed upload",
+                    "upload_with_retry",
+                    "main client",
+                )
+            ),
+            hover(),
+            hover(),
+            asyncio.sleep(0.6),
+        )
     for _ in range(40):  # the last buffer version becomes searchable
-        hits = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(
-            command="localpilot.search", arguments=["draft_total_8"]))
+        hits = await lsp_client.workspace_execute_command_async(
+            t.ExecuteCommandParams(command="localpilot.search", arguments=["draft_total_8"])
+        )
         if hits and hits[0]["snippet"].startswith("def draft_total_8"):
             break
         await asyncio.sleep(0.5)

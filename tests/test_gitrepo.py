@@ -37,14 +37,18 @@ def test_discovery_from_a_subdirectory_or_a_file(make_repo: Callable[..., Repo])
 def test_discovery_outside_a_repository_is_a_clear_error(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
-    with pytest.raises(NotAGitRepo, match=r"not inside a git repository \(run `git init` there, or pass --repo\)$"):
+    with pytest.raises(
+        NotAGitRepo, match=r"not inside a git repository \(run `git init` there, or pass --repo\)$"
+    ):
         find_repo_root(plain)
     with pytest.raises(NotAGitRepo, match="does not exist"):
         GitRepo.discover(tmp_path / "missing")
 
 
 def test_ls_files_lists_tracked_and_untracked_never_ignored(make_repo: Callable[..., Repo]) -> None:
-    repo = make_repo({"a.py": "a\n", ".gitignore": "build/\n*.log\n", "dir with space/ünï côde.py": "u\n"})
+    repo = make_repo(
+        {"a.py": "a\n", ".gitignore": "build/\n*.log\n", "dir with space/ünï côde.py": "u\n"}
+    )
     repo.write("new file.txt", "untracked\n")
     repo.write("build/out.o", "ignored\n")
     repo.write("debug.log", "ignored\n")
@@ -75,14 +79,19 @@ def test_head_commit_is_none_before_the_first_commit(make_repo: Callable[..., Re
         gr.rev("nope")
 
 
-def test_git_index_file_in_env_is_honoured_and_nothing_else_sees_it(make_repo: Callable[..., Repo],
-                                                                    tmp_path: Path) -> None:
+def test_git_index_file_in_env_is_honoured_and_nothing_else_sees_it(
+    make_repo: Callable[..., Repo], tmp_path: Path
+) -> None:
     """The hook's case: git names a temporary index; our commands must read that one, not .git/index."""
     repo = make_repo({"a.py": "a\n"})
     repo.write("b.py", "b\n")
     alt = tmp_path / "alt-index"
-    subprocess.run(["git", "-C", str(repo.root), "add", "b.py"], check=True, capture_output=True,
-                   env={**os.environ, "GIT_INDEX_FILE": str(alt)})
+    subprocess.run(
+        ["git", "-C", str(repo.root), "add", "b.py"],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "GIT_INDEX_FILE": str(alt)},
+    )
     real_index = (repo.root / ".git" / "index").read_bytes()
     assert GitRepo(repo.root, {"GIT_INDEX_FILE": str(alt)}).out("ls-files", "-z") == b"b.py\0"
     assert GitRepo(repo.root).out("ls-files", "-z") == b"a.py\0"
@@ -113,7 +122,9 @@ def test_blobs_come_back_byte_for_byte(make_repo: Callable[..., Repo]) -> None:
 
 def test_a_failing_command_raises_with_gits_message(make_repo: Callable[..., Repo]) -> None:
     gr = GitRepo(make_repo({"a.py": "a\n"}).root)
-    with pytest.raises(GitError, match=r"git cat-file failed in .*: fatal: Not a valid object name deadbeef"):
+    with pytest.raises(
+        GitError, match=r"git cat-file failed in .*: fatal: Not a valid object name deadbeef"
+    ):
         gr.run("cat-file", "-p", "deadbeef")
     res = gr.run("-c", "core.quotepath=off", "cat-file", "-p", "deadbeef", check=False)
     assert res.returncode != 0 and res.message() == "fatal: Not a valid object name deadbeef"
@@ -124,12 +135,18 @@ def test_a_failing_command_raises_with_gits_message(make_repo: Callable[..., Rep
 def test_a_missing_git_binary_is_named(make_repo: Callable[..., Repo], tmp_path: Path) -> None:
     """Both ways git can be missing: GitPython's import-time check, and a command that cannot start."""
     repo = make_repo()
-    code = ("from pathlib import Path\nfrom localpilot.errors import GitError\nfrom localpilot.gitrepo import GitRepo\n"
-            f"try:\n    GitRepo(Path({str(repo.root)!r})).head_commit()\nexcept GitError as exc:\n    print(exc)\n")
+    code = (
+        "from pathlib import Path\nfrom localpilot.errors import GitError\nfrom localpilot.gitrepo import GitRepo\n"
+        f"try:\n    GitRepo(Path({str(repo.root)!r})).head_commit()\nexcept GitError as exc:\n    print(exc)\n"
+    )
     env = {**os.environ, "PATH": str(tmp_path / "no-bin"), "PYTHONPATH": str(ROOT)}
     env.pop("GIT_PYTHON_REFRESH", None)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
     assert res.stdout.strip() == NO_GIT, res.stderr
     env["GIT_PYTHON_REFRESH"] = "quiet"  # the import goes through; the first command finds no git
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
     assert res.stdout.strip() == NO_GIT, res.stderr

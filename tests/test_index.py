@@ -46,20 +46,26 @@ class Settings:
         self.database_url = env.get("DATABASE_URL", "sqlite://")
         self.debug = env.get("DEBUG") == "1"
 '''
-SERVER_GO = '''\
+SERVER_GO = """\
 package server
 
 // Listen starts the HTTP server on the given port.
 func Listen(port int) error {
     return http.ListenAndServe(fmt.Sprintf(":%d", port), nil)
 }
-'''
+"""
 
 
 @pytest.fixture
 def basic(make_repo: Callable[..., Repo]) -> Repo:
-    return make_repo({"app/uploads.py": UPLOADS, "app/config.py": CONFIG, "server/server.go": SERVER_GO,
-                      "README.md": "# Demo\n\nA demo project for uploads.\n"})
+    return make_repo(
+        {
+            "app/uploads.py": UPLOADS,
+            "app/config.py": CONFIG,
+            "server/server.go": SERVER_GO,
+            "README.md": "# Demo\n\nA demo project for uploads.\n",
+        }
+    )
 
 
 def stored_rows(a: Assistant) -> list[ChunkRow]:
@@ -76,7 +82,9 @@ def stored_documents(a: Assistant) -> list[str]:
     return [r.text for r in stored_rows(a)]
 
 
-def test_index_then_search_finds_the_function(basic: Repo, assistant_for: Callable[..., Assistant]) -> None:
+def test_index_then_search_finds_the_function(
+    basic: Repo, assistant_for: Callable[..., Assistant]
+) -> None:
     a = assistant_for(basic)
     stats = a.index()
     assert stats.files_indexed == 4 and stats.chunks_embedded == stats.chunks_written > 4
@@ -95,10 +103,17 @@ def test_search_survives_reopening(basic: Repo, assistant_for: Callable[..., Ass
     assert hits[0].path == "app/config.py"
 
 
-def test_gitignored_files_are_never_indexed(make_repo: Callable[..., Repo],
-                                            assistant_for: Callable[..., Assistant]) -> None:
-    repo = make_repo({".gitignore": "build/\n*.log\nsecret_notes.txt\n", "src/main.py": "def main():\n    pass\n",
-                      "build/gen.py": "def generated():\n    pass\n", "debug.log": "log line\n"})
+def test_gitignored_files_are_never_indexed(
+    make_repo: Callable[..., Repo], assistant_for: Callable[..., Assistant]
+) -> None:
+    repo = make_repo(
+        {
+            ".gitignore": "build/\n*.log\nsecret_notes.txt\n",
+            "src/main.py": "def main():\n    pass\n",
+            "build/gen.py": "def generated():\n    pass\n",
+            "debug.log": "log line\n",
+        }
+    )
     repo.write("secret_notes.txt", "never index me\n")
     repo.write("notes/untracked.md", "# Plan\n\nUntracked but not ignored.\n")
     a = assistant_for(repo)
@@ -108,24 +123,40 @@ def test_gitignored_files_are_never_indexed(make_repo: Callable[..., Repo],
     assert not any("never index me" in d for d in stored_documents(a))
 
 
-def test_nested_gitignore_and_config_excludes_together(make_repo: Callable[..., Repo],
-                                                      assistant_for: Callable[..., Assistant]) -> None:
+def test_nested_gitignore_and_config_excludes_together(
+    make_repo: Callable[..., Repo], assistant_for: Callable[..., Assistant]
+) -> None:
     """A nested .gitignore (git's own rules) and user excludes with gitignore semantics: anchored, negated,
     directory-only and ** patterns."""
-    repo = make_repo({"src/main.py": "def main():\n    pass\n", "src/.gitignore": "*.gen.py\n!keep.gen.py\n",
-                      "vendor/lib.py": "def vendored():\n    pass\n", "src/vendor/own.py": "def own():\n    pass\n",
-                      "proto/a/b/x_pb2.py": "X = 1\n", "proto/a/b/keep_pb2.py": "K = 1\n"})
-    repo.write("src/skip.gen.py", "def skipped():\n    pass\n")  # untracked, ignored by src/.gitignore
+    repo = make_repo(
+        {
+            "src/main.py": "def main():\n    pass\n",
+            "src/.gitignore": "*.gen.py\n!keep.gen.py\n",
+            "vendor/lib.py": "def vendored():\n    pass\n",
+            "src/vendor/own.py": "def own():\n    pass\n",
+            "proto/a/b/x_pb2.py": "X = 1\n",
+            "proto/a/b/keep_pb2.py": "K = 1\n",
+        }
+    )
+    repo.write(
+        "src/skip.gen.py", "def skipped():\n    pass\n"
+    )  # untracked, ignored by src/.gitignore
     repo.write("src/keep.gen.py", "def kept():\n    pass\n")  # untracked, re-included there
     a = assistant_for(repo, exclude=("/vendor", "**/*_pb2.py", "!proto/a/b/keep_pb2.py"))
     a.index()
     indexed = {p for p, r in a.state.files().items() if r.status == "indexed"}
-    assert {"src/main.py", "src/keep.gen.py", "src/vendor/own.py", "proto/a/b/keep_pb2.py"} <= indexed
+    assert {
+        "src/main.py",
+        "src/keep.gen.py",
+        "src/vendor/own.py",
+        "proto/a/b/keep_pb2.py",
+    } <= indexed
     assert not indexed & {"src/skip.gen.py", "vendor/lib.py", "proto/a/b/x_pb2.py"}
 
 
 def test_second_run_embeds_nothing_and_edit_embeds_only_the_change(
-        basic: Repo, assistant_for: Callable[..., Assistant]) -> None:
+    basic: Repo, assistant_for: Callable[..., Assistant]
+) -> None:
     a = assistant_for(basic)
     cold = a.index()
     warm = a.index()
@@ -139,7 +170,9 @@ def test_second_run_embeds_nothing_and_edit_embeds_only_the_change(
     assert any("# binary units" in d for d in stored_documents(a))
 
 
-def test_touch_without_change_reads_but_does_not_embed(basic: Repo, assistant_for: Callable[..., Assistant]) -> None:
+def test_touch_without_change_reads_but_does_not_embed(
+    basic: Repo, assistant_for: Callable[..., Assistant]
+) -> None:
     a = assistant_for(basic)
     a.index()
     os.utime(basic.root / "app/config.py", ns=(1, 1))
@@ -158,30 +191,44 @@ def test_copies_renames_and_deletes(basic: Repo, assistant_for: Callable[..., As
     assert stats.chunks_embedded == 0, "copies and renames reuse cached embeddings"
     assert stats.files_removed == 2
     paths = set(a.state.files())
-    assert "app/settings.py" in paths and "app/config.py" not in paths and "server/server.go" not in paths
+    assert (
+        "app/settings.py" in paths
+        and "app/config.py" not in paths
+        and "server/server.go" not in paths
+    )
     rows = stored_rows(a)
-    assert {r.path for r in rows} == {"app/uploads.py", "vendor/uploads_copy.py", "app/settings.py", "README.md"}
-    per_path = {p: sum(r.path == p for r in rows) for p in ("app/uploads.py", "vendor/uploads_copy.py")}
+    assert {r.path for r in rows} == {
+        "app/uploads.py",
+        "vendor/uploads_copy.py",
+        "app/settings.py",
+        "README.md",
+    }
+    per_path = {
+        p: sum(r.path == p for r in rows) for p in ("app/uploads.py", "vendor/uploads_copy.py")
+    }
     assert per_path["app/uploads.py"] == per_path["vendor/uploads_copy.py"] > 1
 
 
-def test_bad_inputs_are_skipped_with_reasons(make_repo: Callable[..., Repo], tmp_path: Path,
-                                             assistant_for: Callable[..., Assistant]) -> None:
+def test_bad_inputs_are_skipped_with_reasons(
+    make_repo: Callable[..., Repo], tmp_path: Path, assistant_for: Callable[..., Assistant]
+) -> None:
     outside = tmp_path / "outside.py"
     outside.write_text("def outside_secret():\n    return 'outside the repo'\n")
-    repo = make_repo({
-        "ok.py": "def fine():\n    return 1\n",
-        "image.png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)),
-        "big.py": "x = 1\n" * 5000,
-        "dist/app.js": "var a=function(){return 1};" * 200,
-        "latin1.py": "name = 'caf\xe9'\n".encode("latin-1"),
-        "broken.py": "def works():\n    return 2\n\ndef broken(:\n",
-        "empty.py": "",
-        ".env": "DATABASE_PASSWORD=hunter2\n",
-        "deploy/id_rsa": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n",
-        "certs/server.pem": "-----BEGIN CERTIFICATE-----\nabc\n",
-        "settings.py": "AWS_KEY = 'AKIAIOSFODNN7EXAMPLE'\nGH = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789'\n",
-    })
+    repo = make_repo(
+        {
+            "ok.py": "def fine():\n    return 1\n",
+            "image.png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)),
+            "big.py": "x = 1\n" * 5000,
+            "dist/app.js": "var a=function(){return 1};" * 200,
+            "latin1.py": "name = 'caf\xe9'\n".encode("latin-1"),
+            "broken.py": "def works():\n    return 2\n\ndef broken(:\n",
+            "empty.py": "",
+            ".env": "DATABASE_PASSWORD=hunter2\n",
+            "deploy/id_rsa": "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n",
+            "certs/server.pem": "-----BEGIN CERTIFICATE-----\nabc\n",
+            "settings.py": "AWS_KEY = 'AKIAIOSFODNN7EXAMPLE'\nGH = 'ghp_abcdefghijklmnopqrstuvwxyz0123456789'\n",
+        }
+    )
     os.symlink(outside, repo.root / "link.py")
     a = assistant_for(repo, max_file_bytes=20_000)
     stats = a.index()
@@ -199,11 +246,16 @@ def test_bad_inputs_are_skipped_with_reasons(make_repo: Callable[..., Repo], tmp
     assert indexed == {"ok.py", "broken.py", "settings.py"}
     docs = "\n".join(stored_documents(a))
     assert "def works" in docs and "outside the repo" not in docs and "hunter2" not in docs
-    assert "AKIAIOSFODNN7EXAMPLE" not in docs and "ghp_abcdef" not in docs and "[REDACTED:aws-access-key]" in docs
+    assert (
+        "AKIAIOSFODNN7EXAMPLE" not in docs
+        and "ghp_abcdef" not in docs
+        and "[REDACTED:aws-access-key]" in docs
+    )
 
 
-def test_not_a_git_repo_and_empty_repo(tmp_path: Path, make_repo: Callable[..., Repo],
-                                       assistant_for: Callable[..., Assistant]) -> None:
+def test_not_a_git_repo_and_empty_repo(
+    tmp_path: Path, make_repo: Callable[..., Repo], assistant_for: Callable[..., Assistant]
+) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(NotAGitRepo, match="not inside a git repository"):
@@ -217,7 +269,9 @@ def test_not_a_git_repo_and_empty_repo(tmp_path: Path, make_repo: Callable[..., 
     assert a.status()["last_commit"] is None
 
 
-def test_switching_embedder_builds_a_separate_index(basic: Repo, assistant_for: Callable[..., Assistant]) -> None:
+def test_switching_embedder_builds_a_separate_index(
+    basic: Repo, assistant_for: Callable[..., Assistant]
+) -> None:
     real = assistant_for(basic)
     real.index()
     fake = Assistant(basic.root, real.settings, embedder=HashEmbedder(name="other-model"))
@@ -241,7 +295,9 @@ def test_second_writer_is_refused(basic: Repo, assistant_for: Callable[..., Assi
     assert a.index().files_indexed == 4
 
 
-def test_status_reports_languages_and_location(basic: Repo, assistant_for: Callable[..., Assistant]) -> None:
+def test_status_reports_languages_and_location(
+    basic: Repo, assistant_for: Callable[..., Assistant]
+) -> None:
     a = assistant_for(basic)
     a.index()
     basic.commit()
@@ -249,22 +305,27 @@ def test_status_reports_languages_and_location(basic: Repo, assistant_for: Calla
     assert status["files"] == 4 and status["chunks"] == a.store.count()
     assert status["languages"] == {"python": 2, "go": 1, "markdown": 1}
     assert status["embedder"] == "code-minilm" and status["index_bytes"] > 0
-    assert not Path(status["index_dir"]).is_relative_to(basic.root), "the index never lives in the repo"
+    assert not Path(status["index_dir"]).is_relative_to(basic.root), (
+        "the index never lives in the repo"
+    )
     assert status["last_indexed"] is not None
 
 
-def test_review_edge_cases(make_repo: Callable[..., Repo], tmp_path: Path,
-                           assistant_for: Callable[..., Assistant]) -> None:
+def test_review_edge_cases(
+    make_repo: Callable[..., Repo], tmp_path: Path, assistant_for: Callable[..., Assistant]
+) -> None:
     outside = tmp_path / "outside_dir"
     outside.mkdir()
     (outside / "leak.py").write_text("def leaked():\n    return 'outside'\n")
-    repo = make_repo({
-        "sub/ok.py": "def inside():\n    return 1\n",
-        "macros.h": "int before(void);\n#define SQUARE(x) ((x) * (x))\n",
-        "KEY.PEM": "-----BEGIN CERTIFICATE-----\n",
-        "tests/test_x.py": "def test_x():\n    pass\n",
-        "big.py": "x = 1\n" * 100,
-    })
+    repo = make_repo(
+        {
+            "sub/ok.py": "def inside():\n    return 1\n",
+            "macros.h": "int before(void);\n#define SQUARE(x) ((x) * (x))\n",
+            "KEY.PEM": "-----BEGIN CERTIFICATE-----\n",
+            "tests/test_x.py": "def test_x():\n    pass\n",
+            "big.py": "x = 1\n" * 100,
+        }
+    )
     (repo.root / "sub").rename(repo.root / "sub_real")
     os.symlink(outside, repo.root / "sub")  # a tracked dir replaced by a symlink leading out
     with open(os.fsencode(repo.root) + b"/odd\xff.py", "wb") as fh:  # a name that is not UTF-8
@@ -276,11 +337,15 @@ def test_review_edge_cases(make_repo: Callable[..., Repo], tmp_path: Path,
     assert skipped["KEY.PEM"] == "looks like a secret (by file name)"
     assert skipped["tests/test_x.py"] == "excluded by config"
     assert skipped["big.py"].startswith("too large")
-    assert any("SQUARE" in d for d in stored_documents(a)), "a macro at the end of a file is chunked"
+    assert any("SQUARE" in d for d in stored_documents(a)), (
+        "a macro at the end of a file is chunked"
+    )
     assert stats.skipped["odd\ufffd.py"] == "file name is not valid UTF-8"
     raised = assistant_for(repo, max_file_bytes=10_000, exclude=("tests/",))
     again = raised.index()
-    assert again.files_indexed == 1 and "big.py" not in raised.status()["skipped"], "settings re-examined"
+    assert again.files_indexed == 1 and "big.py" not in raised.status()["skipped"], (
+        "settings re-examined"
+    )
 
 
 def test_interrupted_run_is_reconciled_with_the_store(make_repo: Callable[..., Repo]) -> None:
@@ -289,11 +354,15 @@ def test_interrupted_run_is_reconciled_with_the_store(make_repo: Callable[..., R
 
     from localpilot.store import MemoryStore
 
-    repo = make_repo({"a.py": "def alpha():\n    return 1\n", "b.py": "def beta():\n    return 2\n"})
+    repo = make_repo(
+        {"a.py": "def alpha():\n    return 1\n", "b.py": "def beta():\n    return 2\n"}
+    )
     store = MemoryStore()
     from localpilot.config import load_settings
 
-    a = Assistant(repo.root, load_settings(repo.root, reranker="none"), embedder=HashEmbedder(), store=store)
+    a = Assistant(
+        repo.root, load_settings(repo.root, reranker="none"), embedder=HashEmbedder(), store=store
+    )
     a.index()
     recorded = set().union(*a.state.chunk_ids_by_path().values())
     assert store.all_ids() == recorded
@@ -301,14 +370,22 @@ def test_interrupted_run_is_reconciled_with_the_store(make_repo: Callable[..., R
     store.delete(sorted(a.state.chunk_ids_by_path()["a.py"]))  # recorded, but its vectors are gone
     a.state.set_meta(run_in_progress=True)
     stats = a.index()
-    assert stats.files_indexed == 0 and stats.chunks_embedded == 0, "lost vectors come back from the cache"
+    assert stats.files_indexed == 0 and stats.chunks_embedded == 0, (
+        "lost vectors come back from the cache"
+    )
     assert store.all_ids() == set().union(*a.state.chunk_ids_by_path().values())
     assert "orphan" not in store.all_ids() and a.search("alpha", k=1)[0].path == "a.py"
     store.delete(sorted(a.state.chunk_ids_by_path()["b.py"]))
-    a.state.db.execute("DELETE FROM embeddings")  # neither stored nor cached: only re-indexing brings them back
+    a.state.db.execute(
+        "DELETE FROM embeddings"
+    )  # neither stored nor cached: only re-indexing brings them back
     a.state.set_meta(run_in_progress=True)
     stats = a.index()
-    assert stats.files_indexed == 1 and stats.chunks_embedded >= 1 and a.search("beta", k=1)[0].path == "b.py"
+    assert (
+        stats.files_indexed == 1
+        and stats.chunks_embedded >= 1
+        and a.search("beta", k=1)[0].path == "b.py"
+    )
     assert store.all_ids() == set().union(*a.state.chunk_ids_by_path().values())
     a.close()
 

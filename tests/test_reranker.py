@@ -43,20 +43,25 @@ def test_reranker_names() -> None:
         load_reranker("no-such-reranker")
 
 
-def test_search_with_reranker_explains_its_score(make_repo: Callable[..., Repo],
-                                                 assistant_for: Callable[..., Assistant], tiny: Reranker) -> None:
-    repo = make_repo({
-        "colors.py": "def hex_to_rgb(value):\n    return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))\n\n\n"
-                     "def rgb_to_hex(r, g, b):\n    return f'#{r:02x}{g:02x}{b:02x}'\n",
-        "users.py": "def find_by_email(db, email):\n    return db.get(email=email)\n",
-    })
+def test_search_with_reranker_explains_its_score(
+    make_repo: Callable[..., Repo], assistant_for: Callable[..., Assistant], tiny: Reranker
+) -> None:
+    repo = make_repo(
+        {
+            "colors.py": "def hex_to_rgb(value):\n    return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))\n\n\n"
+            "def rgb_to_hex(r, g, b):\n    return f'#{r:02x}{g:02x}{b:02x}'\n",
+            "users.py": "def find_by_email(db, email):\n    return db.get(email=email)\n",
+        }
+    )
     a = assistant_for(repo, reranker="tiny-code")
     a.index()
     hits = a.search("convert a hex color string to an rgb tuple", k=3, explain=True)
     assert hits[0].symbol == "hex_to_rgb"
     info = hits[0].explain or {}
     blend = a.retriever.config.rerank_blend
-    assert hits[0].score == pytest.approx(info["rerank"] + blend, abs=1e-3), "best fused candidate: rerank + blend"
+    assert hits[0].score == pytest.approx(info["rerank"] + blend, abs=1e-3), (
+        "best fused candidate: rerank + blend"
+    )
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
@@ -67,7 +72,9 @@ def test_unavailable_hub_reranker_is_a_clear_error() -> None:
         reranker.score("q", ["text"])
 
 
-def test_query_time_inference_runs_on_fewer_threads_and_restores(tiny: Reranker, monkeypatch) -> None:
+def test_query_time_inference_runs_on_fewer_threads_and_restores(
+    tiny: Reranker, monkeypatch
+) -> None:
     """Reranking a query uses `query_threads` torch threads in the calling thread (OpenMP threads of two busy processes
     wait on each other at barriers), and leaves the process's thread count as it was for indexing."""
     import torch
@@ -85,7 +92,9 @@ def test_query_time_inference_runs_on_fewer_threads_and_restores(tiny: Reranker,
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        scores = tiny.score("parse a date", ["def parse_date(s):\n    return s", "def add(a, b):\n    return a + b"])
+        scores = tiny.score(
+            "parse a date", ["def parse_date(s):\n    return s", "def add(a, b):\n    return a + b"]
+        )
         assert seen == [1] and len(scores) == 2
         assert torch.get_num_threads() == 2
     finally:
@@ -110,19 +119,26 @@ def test_vocabulary_pruning_keeps_scores_on_the_corpus_it_was_pruned_on(tmp_path
     prune = _prune_module()
     src, dst = RERANKER_DIR / "tiny-code-reranker", tmp_path / "pruned"
     full = CrossEncoder(str(src), max_length=128)
-    corpus = ["Convert a hex color string to an RGB tuple.", "Look up a user by their email address.",
-              "def hex_to_rgb(value):\n    return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))",
-              "def find_by_email(self, email):\n    return self.db.get(email=email)"]
+    corpus = [
+        "Convert a hex color string to an RGB tuple.",
+        "Look up a user by their email address.",
+        "def hex_to_rgb(value):\n    return tuple(int(value[i:i + 2], 16) for i in (1, 3, 5))",
+        "def find_by_email(self, email):\n    return self.db.get(email=email)",
+    ]
     vocab = full.tokenizer.convert_ids_to_tokens(list(range(len(full.tokenizer))))
     counts = prune.count_tokens(full.tokenizer, corpus, len(vocab))
     keep = prune.kept_ids(vocab, counts, 1, set(full.tokenizer.all_special_ids))
     stats = prune.write_model(src, dst, keep, vocab)
-    assert stats["vocab_after"] == len(keep) < stats["vocab_before"] / 5, "corpus tokens + characters + specials"
+    assert stats["vocab_after"] == len(keep) < stats["vocab_before"] / 5, (
+        "corpus tokens + characters + specials"
+    )
 
     small = CrossEncoder(str(dst), max_length=128)
     pairs = [(q, p) for q in corpus[:2] for p in corpus[2:]]
     assert small.predict(pairs) == pytest.approx(full.predict(pairs), abs=1e-5)
     assert all(small.tokenizer.tokenize(t) == full.tokenizer.tokenize(t) for t in corpus)
     unseen = "Größe naïve 日本 zebra"
-    assert "[UNK]" not in small.tokenizer.tokenize(unseen), "unseen words fall back to kept characters"
+    assert "[UNK]" not in small.tokenizer.tokenize(unseen), (
+        "unseen words fall back to kept characters"
+    )
     assert len(small.tokenizer.tokenize(unseen)) > len(full.tokenizer.tokenize(unseen))

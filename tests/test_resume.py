@@ -29,13 +29,20 @@ def handler_{i}_{j}(request, retries={j}):
 
 
 def big_repo(make_repo: Callable[..., Repo], files: int = 120) -> Repo:
-    return make_repo({f"pkg/mod_{i:03}.py": "".join(FUNC.format(i=i, j=j) for j in range(4))
-                      for i in range(files)})
+    return make_repo(
+        {
+            f"pkg/mod_{i:03}.py": "".join(FUNC.format(i=i, j=j) for j in range(4))
+            for i in range(files)
+        }
+    )
 
 
 def start_index(repo: Repo) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "localpilot", "index", "--quiet", "--repo", str(repo.root)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "localpilot", "index", "--quiet", "--repo", str(repo.root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for_recorded_files(repo: Repo, proc: subprocess.Popen[bytes], timeout: float = 120) -> int:
@@ -62,7 +69,9 @@ def snapshot(a: Assistant) -> list[tuple[str, int, int, str]]:
 
 
 def fresh_rebuild(repo: Repo, minilm: object, tmp_path: Path) -> list[tuple[str, int, int, str]]:
-    a = Assistant(repo.root, load_settings(repo.root, cache_dir=tmp_path / "fresh-cache"), embedder=minilm)
+    a = Assistant(
+        repo.root, load_settings(repo.root, cache_dir=tmp_path / "fresh-cache"), embedder=minilm
+    )
     a.index()
     snap = snapshot(a)
     a.close()
@@ -70,9 +79,13 @@ def fresh_rebuild(repo: Repo, minilm: object, tmp_path: Path) -> list[tuple[str,
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
-def test_interrupted_index_resumes_to_a_fresh_rebuild(sig: signal.Signals, make_repo: Callable[..., Repo],
-                                                      assistant_for: Callable[..., Assistant], minilm: object,
-                                                      tmp_path: Path) -> None:
+def test_interrupted_index_resumes_to_a_fresh_rebuild(
+    sig: signal.Signals,
+    make_repo: Callable[..., Repo],
+    assistant_for: Callable[..., Assistant],
+    minilm: object,
+    tmp_path: Path,
+) -> None:
     repo = big_repo(make_repo)
     proc = start_index(repo)
     recorded = wait_for_recorded_files(repo, proc)
@@ -91,9 +104,12 @@ def test_interrupted_index_resumes_to_a_fresh_rebuild(sig: signal.Signals, make_
     assert a.index().chunks_written == 0
 
 
-def test_killed_at_many_points_then_resumed_equals_a_fresh_rebuild(make_repo: Callable[..., Repo],
-                                                                    assistant_for: Callable[..., Assistant],
-                                                                    minilm: object, tmp_path: Path) -> None:
+def test_killed_at_many_points_then_resumed_equals_a_fresh_rebuild(
+    make_repo: Callable[..., Repo],
+    assistant_for: Callable[..., Assistant],
+    minilm: object,
+    tmp_path: Path,
+) -> None:
     """kill -9 at spread-out moments (model load, chunking, store writes, manifest commits); every restart
     resumes, and the index after the last run equals a fresh rebuild."""
     import random

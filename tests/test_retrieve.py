@@ -17,24 +17,35 @@ def test_identifier_splitting() -> None:
     assert split_identifier("parseHTTPResponse_v2") == ["parse", "http", "response", "v", "2"]
     assert "max_retries" in code_terms("self.max_retries = 3")
     assert query_terms("How are the retries configured for HTTPAdapter?") == [
-        "retries", "configured", "http", "adapter", "httpadapter"]
+        "retries",
+        "configured",
+        "http",
+        "adapter",
+        "httpadapter",
+    ]
 
 
 def test_rrf_rewards_agreement_between_channels() -> None:
-    fused = fuse({"vector": [("a", 0.9), ("b", 0.8)], "lexical": [("b", 10.0), ("c", 5.0)]},
-                 {"vector": 1.0, "lexical": 1.0})
+    fused = fuse(
+        {"vector": [("a", 0.9), ("b", 0.8)], "lexical": [("b", 10.0), ("c", 5.0)]},
+        {"vector": 1.0, "lexical": 1.0},
+    )
     assert [cid for cid, _ in fused] == ["b", "a", "c"]
 
 
 def test_score_fusion_normalises_each_channel() -> None:
-    fused = fuse_scores({"vector": [("a", 0.8), ("b", 0.4)], "lexical": [("b", 30.0)], "symbol": []},
-                        {"vector": 1.0, "lexical": 0.6})
+    fused = fuse_scores(
+        {"vector": [("a", 0.8), ("b", 0.4)], "lexical": [("b", 30.0)], "symbol": []},
+        {"vector": 1.0, "lexical": 0.6},
+    )
     assert fused == [("b", pytest.approx(0.5 + 0.6)), ("a", pytest.approx(1.0))]
 
 
 def test_cap_per_file_keeps_order() -> None:
-    rows = {c: ChunkRow(c, "same.py" if c != "z" else "other.py", 1, 2, "python", "", "code", "")
-            for c in "abcz"}
+    rows = {
+        c: ChunkRow(c, "same.py" if c != "z" else "other.py", 1, 2, "python", "", "code", "")
+        for c in "abcz"
+    }
     capped = cap_per_file([(c, 1.0) for c in "abcz"], rows, 2)
     assert [c for c, _ in capped] == ["a", "b", "z"]
 
@@ -50,12 +61,14 @@ APP = {
         "    def render_pdf(self, invoice):\n"
         "        return self.engine.draw(invoice.lines, template='invoice.html')\n\n"
         "def compute_vat(amount, rate=0.2):\n"
-        "    return round(amount * rate, 2)\n"),
+        "    return round(amount * rate, 2)\n"
+    ),
     "auth/tokens.py": (
         "import hmac\n\n"
         "def verify_signature(payload, signature, secret):\n"
         "    expected = hmac.new(secret, payload, 'sha256').hexdigest()\n"
-        "    return hmac.compare_digest(expected, signature)\n"),
+        "    return hmac.compare_digest(expected, signature)\n"
+    ),
     "docs/intro.md": "# Billing\n\nInvoices are rendered to PDF and VAT is computed per line.\n",
 }
 
@@ -78,13 +91,16 @@ def test_natural_language_query(app: Assistant) -> None:
     assert app.search("check an HMAC signature of a payload", k=1)[0].path == "auth/tokens.py"
 
 
-@pytest.mark.parametrize("query", [
-    "x" * 10_000 + " verify signature",
-    "名前を変更する関数 ünïcödé",
-    '(.*)+[a-z]{3}\\ "unbalanced AND OR NOT NEAR( * ^ $',
-    "-- DROP TABLE chunks; --",
-    "\0\x01\x02",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "x" * 10_000 + " verify signature",
+        "名前を変更する関数 ünïcödé",
+        '(.*)+[a-z]{3}\\ "unbalanced AND OR NOT NEAR( * ^ $',
+        "-- DROP TABLE chunks; --",
+        "\0\x01\x02",
+    ],
+)
 def test_odd_queries_do_not_crash(app: Assistant, query: str) -> None:
     hits = app.search(query, k=5)
     assert isinstance(hits, list) and len(hits) <= 5
@@ -106,8 +122,15 @@ def test_rerank_blends_with_the_fused_score(make_repo: Callable[..., Repo]) -> N
     from localpilot.experts.reranker import OverlapReranker
     from localpilot.store import MemoryStore
 
-    repo = make_repo({"a.py": "def alpha_total():\n    return 1\n", "b.py": "def beta_total():\n    return 2\n"})
-    a = Assistant(repo.root, load_settings(repo.root, reranker="none"), embedder=HashEmbedder(), store=MemoryStore())
+    repo = make_repo(
+        {"a.py": "def alpha_total():\n    return 1\n", "b.py": "def beta_total():\n    return 2\n"}
+    )
+    a = Assistant(
+        repo.root,
+        load_settings(repo.root, reranker="none"),
+        embedder=HashEmbedder(),
+        store=MemoryStore(),
+    )
     a.index()
     plain = a.search("def alpha_total", k=2, explain=True)
     assert plain[0].symbol == "alpha_total" and "rerank" not in (plain[0].explain or {})

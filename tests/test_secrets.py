@@ -17,9 +17,13 @@ from localpilot.experts.llm import ScriptedGenerator
 from localpilot.index.secrets import redact
 from localpilot.service import Assistant
 
-QUESTIONS = ["what is the database password?", "where is the api key configured?",
-             "how does the deploy script authenticate?", "which slack webhook do we post to?",
-             "show the signing key and the service account"]
+QUESTIONS = [
+    "what is the database password?",
+    "where is the api key configured?",
+    "how does the deploy script authenticate?",
+    "which slack webhook do we post to?",
+    "show the signing key and the service account",
+]
 
 
 def _all_bytes(root: Path) -> bytes:
@@ -34,13 +38,18 @@ def test_corpus_has_the_shapes_the_issue_names() -> None:
         assert redact(text, "x")[0].count("\n") == text.count("\n")
 
 
-def test_no_secret_is_stored_prompted_or_shown(make_repo: Callable[..., Any], minilm: Any,
-                                               isolated_env: Path) -> None:
+def test_no_secret_is_stored_prompted_or_shown(
+    make_repo: Callable[..., Any], minilm: Any, isolated_env: Path
+) -> None:
     corpus = build()
     repo = make_repo(corpus.files)
     generator = ScriptedGenerator(script="See app/settings.py for the settings.")
-    a = Assistant(repo.root, load_settings(repo.root, reranker="none", big_llm="none"), embedder=minilm,
-                  generators={"small": generator})
+    a = Assistant(
+        repo.root,
+        load_settings(repo.root, reranker="none", big_llm="none"),
+        embedder=minilm,
+        generators={"small": generator},
+    )
     a.index()
     shown: list[str] = []
     for q in QUESTIONS:
@@ -57,14 +66,25 @@ def test_no_secret_is_stored_prompted_or_shown(make_repo: Callable[..., Any], mi
         shown.append(json.dumps(a.symbol_info(name)))
     settings_text = corpus.files["app/settings.py"]
     middle = settings_text.index("DB_PASSWORD")
-    a.complete("app/settings.py", settings_text[:middle], settings_text[middle:])  # an editor's buffer, as typed
-    assert a.index_buffer("app/draft.py", corpus.files["svc/keys.go"].replace("package svc", "# draft"))
+    a.complete(
+        "app/settings.py", settings_text[:middle], settings_text[middle:]
+    )  # an editor's buffer, as typed
+    assert a.index_buffer(
+        "app/draft.py", corpus.files["svc/keys.go"].replace("package svc", "# draft")
+    )
     shown += [json.dumps(call) for call in generator.calls]
     status = a.status()
     a.close()
 
     assert leaks("\n".join(shown).encode(), corpus.secrets) == []
-    assert leaks(_all_bytes(isolated_env / "cache"), corpus.secrets) == []  # Chroma, SQLite (+WAL), caches
+    assert (
+        leaks(_all_bytes(isolated_env / "cache"), corpus.secrets) == []
+    )  # Chroma, SQLite (+WAL), caches
     assert status["redactions"]["app/settings.py"] >= 6
-    assert set(status["redactions"]) >= {"svc/keys.go", "Dockerfile", "deploy/values.yaml", "pyproject.toml"}
+    assert set(status["redactions"]) >= {
+        "svc/keys.go",
+        "Dockerfile",
+        "deploy/values.yaml",
+        "pyproject.toml",
+    }
     assert len(generator.calls) >= len(QUESTIONS)

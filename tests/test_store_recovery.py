@@ -13,14 +13,19 @@ from localpilot.config import load_settings
 from localpilot.service import Assistant
 from localpilot.store import check_embedded_store
 
-FILES = {"a.py": "def alpha_handler():\n    return 1\n", "b.py": "def beta_parser(text):\n    return text\n"}
+FILES = {
+    "a.py": "def alpha_handler():\n    return 1\n",
+    "b.py": "def beta_parser(text):\n    return text\n",
+}
 
 
 def rebuilt_equals_fresh(repo: Any, minilm: Any, tmp_path: Path) -> None:
     a = Assistant(repo.root, load_settings(repo.root), embedder=minilm)
     stats = a.index()
     assert stats.chunks_embedded == 0  # rebuilt from the embedding cache
-    fresh = Assistant(repo.root, load_settings(repo.root, cache_dir=tmp_path / "fresh"), embedder=minilm)
+    fresh = Assistant(
+        repo.root, load_settings(repo.root, cache_dir=tmp_path / "fresh"), embedder=minilm
+    )
     fresh.index()
     try:
         assert a.store.all_ids() == fresh.store.all_ids()
@@ -30,8 +35,9 @@ def rebuilt_equals_fresh(repo: Any, minilm: Any, tmp_path: Path) -> None:
         fresh.close()
 
 
-def test_garbage_store_is_moved_aside_and_rebuilt(make_repo: Callable[..., Any], minilm: Any, tmp_path: Path,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_garbage_store_is_moved_aside_and_rebuilt(
+    make_repo: Callable[..., Any], minilm: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     repo = make_repo(FILES)
     a = Assistant(repo.root, load_settings(repo.root), embedder=minilm)
     a.index()
@@ -44,9 +50,9 @@ def test_garbage_store_is_moved_aside_and_rebuilt(make_repo: Callable[..., Any],
     assert list(chroma.parent.glob("chroma.broken-*"))
 
 
-def test_a_store_that_crashes_its_reader_is_checked_in_a_child(make_repo: Callable[..., Any], minilm: Any,
-                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                                ) -> None:
+def test_a_store_that_crashes_its_reader_is_checked_in_a_child(
+    make_repo: Callable[..., Any], minilm: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """After an interrupted run the store is opened first in a child process. A store that segfaults its reader
     (simulated: the child's check kills itself with SIGSEGV) is moved aside; this process carries on."""
     import localpilot.store
@@ -58,7 +64,9 @@ def test_a_store_that_crashes_its_reader_is_checked_in_a_child(make_repo: Callab
     chroma = a.index_dir / "chroma"
     a.close()
     assert check_embedded_store(chroma) is None  # a healthy store passes the check
-    monkeypatch.setattr(localpilot.store, "_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")
+    monkeypatch.setattr(
+        localpilot.store, "_CHECK", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
+    )
     assert "crashed the process (signal 11)" in str(check_embedded_store(chroma))
     rebuilt_equals_fresh(repo, minilm, tmp_path)
     assert list(chroma.parent.glob("chroma.broken-*"))

@@ -21,10 +21,34 @@ from localpilot.experts.llm import ScriptedGenerator
 from localpilot.service import Assistant
 from localpilot.types import Hit
 
-WORDS = ["invoice", "total", "parse", "header", "retry", "upload", "cache", "token", "merge", "config",
-         "render", "window", "socket", "buffer", "schema", "report"]
-QUERIES = ["compute the total of an invoice", "parse a header line", "retry a failed upload", "merge two configs",
-           "render the report window", "flush the socket buffer", "validate the schema", "cache a token"]
+WORDS = [
+    "invoice",
+    "total",
+    "parse",
+    "header",
+    "retry",
+    "upload",
+    "cache",
+    "token",
+    "merge",
+    "config",
+    "render",
+    "window",
+    "socket",
+    "buffer",
+    "schema",
+    "report",
+]
+QUERIES = [
+    "compute the total of an invoice",
+    "parse a header line",
+    "retry a failed upload",
+    "merge two configs",
+    "render the report window",
+    "flush the socket buffer",
+    "validate the schema",
+    "cache a token",
+]
 MODULES = 24
 
 
@@ -34,10 +58,12 @@ def module_text(i: int, version: int) -> str:
     out = []
     for j in range(4):
         a, b = rng.sample(WORDS, 2)
-        out.append(f"def {a}_{b}_{i}_{j}_v{version % 3}(value, extra=None):\n"
-                   f'    """{a.title()} the {b} of item {i}, version {version}."""\n'
-                   f"    result = value * {version + j}\n"
-                   f"    return result + len(extra or []) - {i}\n")
+        out.append(
+            f"def {a}_{b}_{i}_{j}_v{version % 3}(value, extra=None):\n"
+            f'    """{a.title()} the {b} of item {i}, version {version}."""\n'
+            f"    result = value * {version + j}\n"
+            f"    return result + len(extra or []) - {i}\n"
+        )
     return "\n\n".join(out)
 
 
@@ -62,7 +88,9 @@ class Truth:
             self.versions[path].append(version)
             tmp = self.root / f"{path}.tmp-{threading.get_ident()}"
             tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, self.root / path)  # an index run reads the old or the new text, never half of one
+            os.replace(
+                tmp, self.root / path
+            )  # an index run reads the old or the new text, never half of one
             try:
                 return index(path, text)
             finally:
@@ -93,14 +121,18 @@ def run_stress(a: Assistant, truth: Truth, ops: int, threads: int) -> dict[str, 
             return left[0] >= 0
 
     def one(rng: random.Random) -> str:
-        kind = rng.choices(["search", "symbol_info", "complete", "ask", "index_buffer", "index"],
-                           [40, 20, 14, 10, 14, 2])[0]
+        kind = rng.choices(
+            ["search", "symbol_info", "complete", "ask", "index_buffer", "index"],
+            [40, 20, 14, 10, 14, 2],
+        )[0]
         t0 = time.monotonic()
         hits: list[Hit] = []
         if kind == "search":
             hits = a.search(rng.choice([*QUERIES, f"{rng.choice(WORDS)}_{rng.choice(WORDS)}"]), 6)
         elif kind == "symbol_info":
-            info = a.symbol_info(f"{rng.choice(WORDS)}_{rng.choice(WORDS)}_{rng.randrange(MODULES)}_0_v0")
+            info = a.symbol_info(
+                f"{rng.choice(WORDS)}_{rng.choice(WORDS)}_{rng.randrange(MODULES)}_0_v0"
+            )
             assert set(info) == {"definitions", "usages"}
         elif kind == "complete":
             i = rng.randrange(MODULES)
@@ -130,7 +162,9 @@ def run_stress(a: Assistant, truth: Truth, ops: int, threads: int) -> dict[str, 
         while take():
             try:
                 kind = one(rng)
-            except Exception as exc:  # the stress test's whole point: report every failure, keep going
+            except (
+                Exception
+            ) as exc:  # the stress test's whole point: report every failure, keep going
                 failures.append(f"{type(exc).__name__}: {exc}")
                 continue
             with guard:
@@ -142,17 +176,30 @@ def run_stress(a: Assistant, truth: Truth, ops: int, threads: int) -> dict[str, 
         t.start()
     for t in pool:
         t.join()
-    return {"ops": sum(counts.values()), "counts": counts, "failures": failures,
-            "seconds": round(time.monotonic() - started, 1)}
+    return {
+        "ops": sum(counts.values()),
+        "counts": counts,
+        "failures": failures,
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
-def stress_assistant(make_repo: Callable[..., Any], minilm: Any, reranker: str = "none") -> tuple[Assistant, Truth]:
+def stress_assistant(
+    make_repo: Callable[..., Any], minilm: Any, reranker: str = "none"
+) -> tuple[Assistant, Truth]:
     files = {f"m{i}.py": module_text(i, 0) for i in range(MODULES)}
     repo = make_repo(files)
-    truth = Truth(repo.root, {p: [Version(t, 0.0)] for p, t in files.items()},
-                  {p: threading.Lock() for p in files})
-    a = Assistant(repo.root, load_settings(repo.root, reranker=reranker, big_llm="none"), embedder=minilm,
-                  generators={"small": ScriptedGenerator(script="It is in m1.py, see the total.")})
+    truth = Truth(
+        repo.root,
+        {p: [Version(t, 0.0)] for p, t in files.items()},
+        {p: threading.Lock() for p in files},
+    )
+    a = Assistant(
+        repo.root,
+        load_settings(repo.root, reranker=reranker, big_llm="none"),
+        embedder=minilm,
+        generators={"small": ScriptedGenerator(script="It is in m1.py, see the total.")},
+    )
     a.index()
     return a, truth
 
@@ -162,7 +209,9 @@ def check_symbol_channel(a: Assistant) -> None:
     assert len(snap.ids) == a.state.chunk_count() == len(set(snap.ids))
 
 
-def test_first_searches_at_once_build_one_symbol_snapshot(make_repo: Callable[..., Any], minilm: Any) -> None:
+def test_first_searches_at_once_build_one_symbol_snapshot(
+    make_repo: Callable[..., Any], minilm: Any
+) -> None:
     a, _ = stress_assistant(make_repo, minilm)
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
@@ -194,12 +243,16 @@ def test_mixed_operations_from_eight_threads(make_repo: Callable[..., Any], mini
 
 
 @pytest.mark.slow
-def test_ten_thousand_operations_from_eight_threads(make_repo: Callable[..., Any], minilm: Any) -> None:
+def test_ten_thousand_operations_from_eight_threads(
+    make_repo: Callable[..., Any], minilm: Any
+) -> None:
     a, truth = stress_assistant(make_repo, minilm, reranker="tiny-code")
     ops = int(os.environ.get("STRESS_OPS", "10000"))
     result = run_stress(a, truth, ops=ops, threads=8)
-    print(f"stress: {result['ops']} operations on 8 threads in {result['seconds']} s, {result['counts']}, "
-          f"{len(result['failures'])} failures")
+    print(
+        f"stress: {result['ops']} operations on 8 threads in {result['seconds']} s, {result['counts']}, "
+        f"{len(result['failures'])} failures"
+    )
     assert result["failures"] == [], result["failures"][:5]
     assert result["ops"] == ops
     check_symbol_channel(a)

@@ -21,10 +21,10 @@ from localpilot.tui.widgets import Preview
 
 FILES = {
     "storage/uploader.py": "MAX_RETRIES = 4\n\n\ndef upload_with_retry(client, path):\n"
-                           "    for attempt in range(MAX_RETRIES):\n        if client.put(path):\n"
-                           "            return True\n    return False\n",
+    "    for attempt in range(MAX_RETRIES):\n        if client.put(path):\n"
+    "            return True\n    return False\n",
     "app/dates.py": "def parse_date(text):\n    year, month, day = text.split('-')\n"
-                    "    return int(year), int(month), int(day)\n",
+    "    return int(year), int(month), int(day)\n",
 }
 ANSWER = "Uploads are retried up to 4 times in `upload_with_retry` [storage/uploader.py:4-8]."
 
@@ -33,10 +33,17 @@ ANSWER = "Uploads are retried up to 4 times in `upload_with_retry` [storage/uplo
 def make_app(make_repo: Callable[..., Any]) -> Callable[..., LocalpilotApp]:
     repo = make_repo(FILES)
 
-    def build(generator: ScriptedGenerator | None = None, index: bool = True, **settings: Any) -> LocalpilotApp:
+    def build(
+        generator: ScriptedGenerator | None = None, index: bool = True, **settings: Any
+    ) -> LocalpilotApp:
         gens = {"small": generator or ScriptedGenerator(script=ANSWER)}
-        a = Assistant(repo.root, load_settings(repo.root, reranker="none", big_llm="none", **settings),
-                      embedder=HashEmbedder(), store=MemoryStore(), generators=gens)
+        a = Assistant(
+            repo.root,
+            load_settings(repo.root, reranker="none", big_llm="none", **settings),
+            embedder=HashEmbedder(),
+            store=MemoryStore(),
+            generators=gens,
+        )
         if index:
             a.index()
         return LocalpilotApp(a, index_on_start=False)
@@ -65,14 +72,18 @@ def preview_text(app: LocalpilotApp, which: str) -> str:
     return console.export_text()
 
 
-async def test_ask_streams_an_answer_lists_sources_and_previews_the_cited_lines(make_app: Callable) -> None:
+async def test_ask_streams_an_answer_lists_sources_and_previews_the_cited_lines(
+    make_app: Callable,
+) -> None:
     app = make_app()
     async with app.run_test(size=(100, 30)) as pilot:
         await ask(pilot, "how many times do we retry uploads?")
         assert ANSWER in chat_text(app)
         assert "small: a question about the code" in chat_text(app)
         sources = app.query_one("#sources", OptionList)
-        assert sources.option_count == 1 and "storage/uploader.py:4-8" in str(sources.get_option_at_index(0).prompt)
+        assert sources.option_count == 1 and "storage/uploader.py:4-8" in str(
+            sources.get_option_at_index(0).prompt
+        )
         preview = preview_text(app, "chat-preview")
         assert "storage/uploader.py:4-8" in preview and "def upload_with_retry" in preview
         assert "last:small" in str(app.query_one("#status", Static).render())

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from conftest import UPLOADER
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")]
-
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
 
 
 class Tmux:
@@ -27,8 +29,12 @@ class Tmux:
         subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
 
     def screen(self) -> str:
-        return subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name], check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
 
     def wait_for(self, text: str, timeout: float = 240) -> str:
         deadline = time.monotonic() + timeout
@@ -45,8 +51,23 @@ def tmux_app(make_repo: Callable[..., Any], default_llm_path: Path) -> Iterator[
     repo = make_repo({"storage/uploader.py": UPLOADER, "README.md": "# demo\n\nUploads files.\n"})
     name = f"lp{time.monotonic_ns()}"
     command = f"{sys.executable} -m localpilot tui --llm {default_llm_path}"
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "30", "-c", str(repo.root),
-                    command], check=True)
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "100",
+            "-y",
+            "30",
+            "-c",
+            str(repo.root),
+            command,
+        ],
+        check=True,
+    )
     try:
         yield Tmux(name)
     finally:
@@ -59,7 +80,9 @@ def test_ask_in_the_real_tui_and_open_the_citation(tmux_app: Tmux) -> None:
     screen = tmux_app.wait_for("small: a question about the code", timeout=300)
     screen = tmux_app.wait_for("tok/s", timeout=300)  # the answer finished streaming
     assert "storage/uploader.py:" in screen  # listed under Sources and previewed
-    tmux_app.wait_for("def upload_with_retry", timeout=30)  # the preview shows the cited code (it may lag a redraw)
+    tmux_app.wait_for(
+        "def upload_with_retry", timeout=30
+    )  # the preview shows the cited code (it may lag a redraw)
     tmux_app.keys("F2")
     tmux_app.wait_for("search the code")
     time.sleep(0.5)

@@ -21,7 +21,9 @@ def state_of(a: Assistant) -> tuple[list[tuple[str, str, str]], list[str]]:
     return files, sorted(a.store.all_ids())
 
 
-def fresh_state(repo: Any, minilm: Any, tmp_path: Path) -> tuple[list[tuple[str, str, str]], list[str]]:
+def fresh_state(
+    repo: Any, minilm: Any, tmp_path: Path
+) -> tuple[list[tuple[str, str, str]], list[str]]:
     settings = load_settings(repo.root, cache_dir=tmp_path / f"fresh-{time.monotonic_ns()}")
     fresh = Assistant(repo.root, settings, embedder=minilm)
     fresh.index()
@@ -42,8 +44,13 @@ def wait_until(check: Callable[[], bool], timeout: float = 60) -> float:
 
 @pytest.fixture
 def watched(make_repo: Callable[..., Any], assistant_for: Callable[..., Assistant]) -> Any:
-    repo = make_repo({"app/core.py": "def alpha():\n    return 1\n", ".gitignore": "build/\n*.log\n",
-                      "README.md": "# demo\n"})
+    repo = make_repo(
+        {
+            "app/core.py": "def alpha():\n    return 1\n",
+            ".gitignore": "build/\n*.log\n",
+            "README.md": "# demo\n",
+        }
+    )
     a = assistant_for(repo)
     a.index()
     updates: list[Any] = []
@@ -59,13 +66,18 @@ def searchable(a: Assistant, query: str, path: str) -> Callable[[], bool]:
 def test_a_saved_change_becomes_searchable(watched: Any, minilm: Any, tmp_path: Path) -> None:
     repo, a, watcher, _ = watched
     assert watcher.mode in {"inotify", "polling"} or watcher.mode
-    repo.write("app/billing.py", "def compute_invoice_total(items):\n    return sum(i.price for i in items)\n")
+    repo.write(
+        "app/billing.py",
+        "def compute_invoice_total(items):\n    return sum(i.price for i in items)\n",
+    )
     latency = wait_until(searchable(a, "compute invoice total", "app/billing.py"))
     print(f"save-to-searchable: {latency:.2f}s")
     assert state_of(a) == fresh_state(repo, minilm, tmp_path)
 
 
-def test_atomic_saves_renames_deletes_and_recreates(watched: Any, minilm: Any, tmp_path: Path) -> None:
+def test_atomic_saves_renames_deletes_and_recreates(
+    watched: Any, minilm: Any, tmp_path: Path
+) -> None:
     repo, a, _, _ = watched
     target = repo.root / "app/core.py"
     tmp = repo.root / "app/.core.py.tmp~"
@@ -111,8 +123,9 @@ def test_branch_switch_is_one_batched_update(watched: Any, minilm: Any, tmp_path
     assert state_of(a) == fresh_state(repo, minilm, tmp_path)
 
 
-def test_falls_back_to_polling_when_inotify_is_exhausted(make_repo: Callable[..., Any], assistant_for: Callable,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_falls_back_to_polling_when_inotify_is_exhausted(
+    make_repo: Callable[..., Any], assistant_for: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import watchdog.observers
 
     class Exhausted(watchdog.observers.Observer):  # type: ignore[misc, valid-type]
@@ -132,7 +145,9 @@ def test_falls_back_to_polling_when_inotify_is_exhausted(make_repo: Callable[...
         watcher.stop()
 
 
-def test_periodic_sweep_repairs_missed_events(make_repo: Callable[..., Any], assistant_for: Callable) -> None:
+def test_periodic_sweep_repairs_missed_events(
+    make_repo: Callable[..., Any], assistant_for: Callable
+) -> None:
     repo = make_repo({"a.py": "def one():\n    return 1\n"})
     a = assistant_for(repo)
     a.index()

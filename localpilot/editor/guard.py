@@ -91,7 +91,11 @@ def _depth(text: str) -> int:
 
 
 def parse_error(reason: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": f"Parse error: {reason}"}}
+    return {
+        "jsonrpc": "2.0",
+        "id": None,
+        "error": {"code": -32700, "message": f"Parse error: {reason}"},
+    }
 
 
 def lsp_frame(message: dict[str, Any]) -> bytes:

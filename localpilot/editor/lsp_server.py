@@ -30,9 +30,14 @@ from localpilot.service import Assistant
 
 log = logging.getLogger(__name__)
 BUFFER_DEBOUNCE_S = 0.5
-PREWARM_LINE = 256  # a newly opened file is prewarmed with the cursor at the end of its first window
-ACTIONS = {"localpilot.explain": "Explain", "localpilot.suggestTests": "Suggest tests",
-           "localpilot.findRelated": "Find related code"}
+PREWARM_LINE = (
+    256  # a newly opened file is prewarmed with the cursor at the end of its first window
+)
+ACTIONS = {
+    "localpilot.explain": "Explain",
+    "localpilot.suggestTests": "Suggest tests",
+    "localpilot.findRelated": "Find related code",
+}
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -40,9 +45,13 @@ class LocalpilotLanguageServer(LanguageServer):
     def __init__(self, assistant: Assistant) -> None:
         super().__init__("localpilot", __version__)
         self.assistant = assistant
-        self.pending: dict[str, threading.Event] = {}  # uri -> cancel flag of the running completion
+        self.pending: dict[
+            str, threading.Event
+        ] = {}  # uri -> cancel flag of the running completion
         self.buffer_tasks: dict[str, asyncio.Task[None]] = {}
-        self.cursor: dict[str, t.Position] = {}  # uri -> where the last completion was asked (for prewarming)
+        self.cursor: dict[
+            str, t.Position
+        ] = {}  # uri -> where the last completion was asked (for prewarming)
 
     def rel_path(self, uri: str) -> str | None:
         """Workspace-relative path of a file: URI, or None for anything outside the repository."""
@@ -60,16 +69,32 @@ class LocalpilotLanguageServer(LanguageServer):
 def build(assistant: Assistant) -> LocalpilotLanguageServer:
     server = LocalpilotLanguageServer(assistant)
 
-    @server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=[".", "(", " "]))
-    async def completion(ls: LocalpilotLanguageServer, params: t.CompletionParams) -> t.CompletionList:
+    @server.feature(
+        t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(trigger_characters=[".", "(", " "])
+    )
+    async def completion(
+        ls: LocalpilotLanguageServer, params: t.CompletionParams
+    ) -> t.CompletionList:
         text = await _complete(ls, params.text_document.uri, params.position)
-        items = [t.CompletionItem(label=text.splitlines()[0][:60] or text[:60], insert_text=text,
-                                  kind=t.CompletionItemKind.Text, detail="localpilot",
-                                  sort_text="0")] if text.strip() else []
+        items = (
+            [
+                t.CompletionItem(
+                    label=text.splitlines()[0][:60] or text[:60],
+                    insert_text=text,
+                    kind=t.CompletionItemKind.Text,
+                    detail="localpilot",
+                    sort_text="0",
+                )
+            ]
+            if text.strip()
+            else []
+        )
         return t.CompletionList(is_incomplete=True, items=items)
 
     @server.feature(t.TEXT_DOCUMENT_INLINE_COMPLETION, t.InlineCompletionOptions())
-    async def inline(ls: LocalpilotLanguageServer, params: t.InlineCompletionParams) -> t.InlineCompletionList:
+    async def inline(
+        ls: LocalpilotLanguageServer, params: t.InlineCompletionParams
+    ) -> t.InlineCompletionList:
         text = await _complete(ls, params.text_document.uri, params.position)
         items = [t.InlineCompletionItem(insert_text=text)] if text.strip() else []
         return t.InlineCompletionList(items=items)
@@ -86,15 +111,25 @@ def build(assistant: Assistant) -> LocalpilotLanguageServer:
             return None
         if not info["definitions"] and not info["usages"]:
             return None
-        return t.Hover(contents=t.MarkupContent(kind=t.MarkupKind.Markdown, value=_hover_text(name, info)))
+        return t.Hover(
+            contents=t.MarkupContent(kind=t.MarkupKind.Markdown, value=_hover_text(name, info))
+        )
 
-    @server.feature(t.TEXT_DOCUMENT_CODE_ACTION,
-                    t.CodeActionOptions(code_action_kinds=[t.CodeActionKind.Empty]))
-    def code_actions(ls: LocalpilotLanguageServer, params: t.CodeActionParams) -> list[t.CodeAction]:
+    @server.feature(
+        t.TEXT_DOCUMENT_CODE_ACTION, t.CodeActionOptions(code_action_kinds=[t.CodeActionKind.Empty])
+    )
+    def code_actions(
+        ls: LocalpilotLanguageServer, params: t.CodeActionParams
+    ) -> list[t.CodeAction]:
         args = [params.text_document.uri, _range_dict(params.range)]
-        return [t.CodeAction(title=f"localpilot: {title}", kind=t.CodeActionKind.Empty,
-                             command=t.Command(title=title, command=name, arguments=args))
-                for name, title in ACTIONS.items()]
+        return [
+            t.CodeAction(
+                title=f"localpilot: {title}",
+                kind=t.CodeActionKind.Empty,
+                command=t.Command(title=title, command=name, arguments=args),
+            )
+            for name, title in ACTIONS.items()
+        ]
 
     @server.command("localpilot.ask")
     async def ask(ls: LocalpilotLanguageServer, question: str) -> dict[str, Any]:
@@ -105,24 +140,41 @@ def build(assistant: Assistant) -> LocalpilotLanguageServer:
         """Arguments: query, optional k."""
         if not args or not str(args[0]).strip():
             raise LocalpilotError("localpilot.search needs a query")
-        hits = await asyncio.to_thread(ls.assistant.search, str(args[0]), int(args[1]) if len(args) > 1 else 10)
+        hits = await asyncio.to_thread(
+            ls.assistant.search, str(args[0]), int(args[1]) if len(args) > 1 else 10
+        )
         return [h.to_dict() for h in hits]
 
     @server.command("localpilot.explain")
-    async def explain(ls: LocalpilotLanguageServer, uri: str, rng: dict[str, Any]) -> dict[str, Any]:
+    async def explain(
+        ls: LocalpilotLanguageServer, uri: str, rng: dict[str, Any]
+    ) -> dict[str, Any]:
         return await _on_selection(ls, uri, rng, "Explain what this code does and why")
 
     @server.command("localpilot.suggestTests")
-    async def suggest(ls: LocalpilotLanguageServer, uri: str, rng: dict[str, Any]) -> dict[str, Any]:
-        return await _on_selection(ls, uri, rng, "Suggest tests (names and the cases each checks) for this code")
+    async def suggest(
+        ls: LocalpilotLanguageServer, uri: str, rng: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await _on_selection(
+            ls, uri, rng, "Suggest tests (names and the cases each checks) for this code"
+        )
 
     @server.command("localpilot.findRelated")
-    async def related(ls: LocalpilotLanguageServer, uri: str, rng: dict[str, Any]) -> dict[str, Any]:
+    async def related(
+        ls: LocalpilotLanguageServer, uri: str, rng: dict[str, Any]
+    ) -> dict[str, Any]:
         path, code = _selection(ls, uri, rng)
         hits = await asyncio.to_thread(ls.assistant.search, code[:2000], 10)
-        hits = [h for h in hits if not (h.path == path and h.start_line <= rng["end"]["line"] + 1)][:8]
-        text = "\n".join(f"{h.path}:{h.start_line}-{h.end_line} {h.symbol}" for h in hits) or "nothing related found"
-        ls.window_show_message(t.ShowMessageParams(type=t.MessageType.Info, message=f"Related code:\n{text}"))
+        hits = [h for h in hits if not (h.path == path and h.start_line <= rng["end"]["line"] + 1)][
+            :8
+        ]
+        text = (
+            "\n".join(f"{h.path}:{h.start_line}-{h.end_line} {h.symbol}" for h in hits)
+            or "nothing related found"
+        )
+        ls.window_show_message(
+            t.ShowMessageParams(type=t.MessageType.Info, message=f"Related code:\n{text}")
+        )
         return {"hits": [h.to_dict() for h in hits]}
 
     @server.feature(t.TEXT_DOCUMENT_DID_OPEN)
@@ -132,7 +184,11 @@ def build(assistant: Assistant) -> LocalpilotLanguageServer:
     @server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: LocalpilotLanguageServer, params: t.DidChangeTextDocumentParams) -> None:
         first = params.content_changes[0] if params.content_changes else None
-        line = first.range.start.line if isinstance(first, t.TextDocumentContentChangePartial) else None
+        line = (
+            first.range.start.line
+            if isinstance(first, t.TextDocumentContentChangePartial)
+            else None
+        )
         _schedule_buffer(ls, params.text_document.uri, line)
 
     return server
@@ -155,7 +211,9 @@ async def _complete(ls: LocalpilotLanguageServer, uri: str, pos: t.Position) -> 
         cancel.set()
         raise
     except LocalpilotError as exc:
-        ls.window_log_message(t.LogMessageParams(type=t.MessageType.Warning, message=f"localpilot: {exc}"))
+        ls.window_log_message(
+            t.LogMessageParams(type=t.MessageType.Warning, message=f"localpilot: {exc}")
+        )
         return ""
     finally:
         if ls.pending.get(uri) is cancel:
@@ -167,22 +225,36 @@ async def _answer(ls: LocalpilotLanguageServer, question: str) -> dict[str, Any]
     def run() -> Answer:
         return ls.assistant.ask(question, Conversation()).result()
 
-    ls.window_log_message(t.LogMessageParams(type=t.MessageType.Info, message=f"localpilot: answering {question[:80]}"))
+    ls.window_log_message(
+        t.LogMessageParams(
+            type=t.MessageType.Info, message=f"localpilot: answering {question[:80]}"
+        )
+    )
     try:
         answer = await asyncio.to_thread(run)
     except LocalpilotError as exc:
-        ls.window_show_message(t.ShowMessageParams(type=t.MessageType.Error, message=f"localpilot: {exc}"))
+        ls.window_show_message(
+            t.ShowMessageParams(type=t.MessageType.Error, message=f"localpilot: {exc}")
+        )
         return {"error": str(exc)}
     sources = "\n".join(f"{c.path}:{c.start_line}-{c.end_line}" for c in answer.citations)
-    ls.window_show_message(t.ShowMessageParams(type=t.MessageType.Info,
-                                               message=answer.text + (f"\n\nSources:\n{sources}" if sources else "")))
+    ls.window_show_message(
+        t.ShowMessageParams(
+            type=t.MessageType.Info,
+            message=answer.text + (f"\n\nSources:\n{sources}" if sources else ""),
+        )
+    )
     return answer.to_dict()
 
 
-async def _on_selection(ls: LocalpilotLanguageServer, uri: str, rng: dict[str, Any], task: str) -> dict[str, Any]:
+async def _on_selection(
+    ls: LocalpilotLanguageServer, uri: str, rng: dict[str, Any], task: str
+) -> dict[str, Any]:
     path, code = _selection(ls, uri, rng)
     start = rng["start"]["line"] + 1
-    return await _answer(ls, f"{task}: the code in {path} at lines {start}-{rng['end']['line'] + 1}:\n{code[:3000]}")
+    return await _answer(
+        ls, f"{task}: the code in {path} at lines {start}-{rng['end']['line'] + 1}:\n{code[:3000]}"
+    )
 
 
 def _selection(ls: LocalpilotLanguageServer, uri: str, rng: dict[str, Any]) -> tuple[str, str]:
@@ -194,8 +266,10 @@ def _selection(ls: LocalpilotLanguageServer, uri: str, rng: dict[str, Any]) -> t
 
 
 def _range_dict(r: t.Range) -> dict[str, Any]:
-    return {"start": {"line": r.start.line, "character": r.start.character},
-            "end": {"line": r.end.line, "character": r.end.character}}
+    return {
+        "start": {"line": r.start.line, "character": r.start.character},
+        "end": {"line": r.end.line, "character": r.end.character},
+    }
 
 
 def _word_at(lines: Sequence[str], pos: t.Position) -> str:
@@ -210,10 +284,18 @@ def _word_at(lines: Sequence[str], pos: t.Position) -> str:
 def _hover_text(name: str, info: dict[str, list[dict[str, Any]]]) -> str:
     out = [f"**{name}**"]
     if info["definitions"]:
-        out.append("Defined at: " + ", ".join(f"`{d['path']}:{d['line']}` ({d['kind']} {d['symbol']})"
-                                              for d in info["definitions"]))
+        out.append(
+            "Defined at: "
+            + ", ".join(
+                f"`{d['path']}:{d['line']}` ({d['kind']} {d['symbol']})"
+                for d in info["definitions"]
+            )
+        )
     if info["usages"]:
-        out.append("Used at:\n" + "\n".join(f"- `{u['path']}:{u['line']}` {u['text']}" for u in info["usages"]))
+        out.append(
+            "Used at:\n"
+            + "\n".join(f"- `{u['path']}:{u['line']}` {u['text']}" for u in info["usages"])
+        )
     return "\n\n".join(out)
 
 
@@ -242,7 +324,9 @@ def _schedule_buffer(ls: LocalpilotLanguageServer, uri: str, line: int | None) -
         cursor = ls.cursor.get(uri)
         try:
             await asyncio.to_thread(ls.assistant.index_buffer, path, text)
-            ls.assistant.note_buffer(path, text, line if line is not None else (cursor.line if cursor else 0))
+            ls.assistant.note_buffer(
+                path, text, line if line is not None else (cursor.line if cursor else 0)
+            )
             at = cursor or t.Position(line=min(text.count("\n"), PREWARM_LINE), character=0)
             await asyncio.to_thread(ls.assistant.prewarm, path, *_split_at(text, at))
         except LocalpilotError as exc:

@@ -37,7 +37,9 @@ MAX_SNIPPET_LINES = 400
 
 def build(assistant: Assistant) -> Server[Any]:
     """A low-level ``Server`` (its public ``run`` takes any streams) serving the tools of an MCPServer registry."""
-    registry = MCPServer("localpilot")  # the tools only: JSON schemas from type hints, argument validation
+    registry = MCPServer(
+        "localpilot"
+    )  # the tools only: JSON schemas from type hints, argument validation
 
     @registry.tool()
     async def search_code(query: str, k: int = 10) -> list[dict[str, Any]]:
@@ -85,23 +87,39 @@ def build(assistant: Assistant) -> Server[Any]:
         status["skipped"] = dict(list(status["skipped"].items())[:50])
         return status
 
-    async def list_tools(ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None) -> ListToolsResult:
+    async def list_tools(
+        ctx: ServerRequestContext[Any], params: PaginatedRequestParams | None
+    ) -> ListToolsResult:
         return ListToolsResult(tools=await registry.list_tools())
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: CallToolRequestParams,
-                        ) -> CallToolResult | InputRequiredResult:
+    async def call_tool(
+        ctx: ServerRequestContext[Any],
+        params: CallToolRequestParams,
+    ) -> CallToolResult | InputRequiredResult:
         try:  # raises ToolError or MCPError (a protocol error, left to the SDK) only
             return await registry.call_tool(params.name, params.arguments or {})
-        except ToolError as exc:  # a refusal, bad arguments, an unknown tool, or a crash (its own text withheld)
+        except (
+            ToolError
+        ) as exc:  # a refusal, bad arguments, an unknown tool, or a crash (its own text withheld)
             crashed = isinstance(exc, UnexpectedToolError)
-            log.log(logging.ERROR if crashed else logging.INFO, "tool %r failed: %r", params.name, str(exc),
-                    exc_info=crashed)
+            log.log(
+                logging.ERROR if crashed else logging.INFO,
+                "tool %r failed: %r",
+                params.name,
+                str(exc),
+                exc_info=crashed,
+            )
             return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
 
-    return Server("localpilot", instructions=(
-        f"Code search and answers over the git repository {assistant.root.name}, fully local. Use search_code to "
-        "find code by meaning, get_snippet to read lines, ask for a grounded answer with path:line citations."),
-        on_list_tools=list_tools, on_call_tool=call_tool)
+    return Server(
+        "localpilot",
+        instructions=(
+            f"Code search and answers over the git repository {assistant.root.name}, fully local. Use search_code to "
+            "find code by meaning, get_snippet to read lines, ask for a grounded answer with path:line citations."
+        ),
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
 
 
 async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -23,10 +23,15 @@ class LazyModel:
             if self._model is None:
                 try:
                     self._model = self._load()
-                except (OSError, RuntimeError, ValueError) as exc:  # missing files, offline hub, bad device
+                except (
+                    OSError,
+                    RuntimeError,
+                    ValueError,
+                ) as exc:  # missing files, offline hub, bad device
                     raise ModelNotFound(
                         f"could not load model {getattr(self, 'name', '?')!r}: {exc}. Hugging Face ids need a "
-                        "cached copy or downloads allowed (HF_HUB_OFFLINE=0); check `device` too") from exc
+                        "cached copy or downloads allowed (HF_HUB_OFFLINE=0); check `device` too"
+                    ) from exc
         return self._model
 
     def _load(self) -> Any:
@@ -63,8 +68,10 @@ def resolve_precision(precision: str, device: str) -> str:
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     cpu = torch.cpu
-    fast = getattr(cpu, "_is_amx_tile_supported", lambda: False)() or getattr(
-        cpu, "_is_avx512_bf16_supported", lambda: False)()
+    fast = (
+        getattr(cpu, "_is_amx_tile_supported", lambda: False)()
+        or getattr(cpu, "_is_avx512_bf16_supported", lambda: False)()
+    )
     return "bf16" if fast else "fp32"
 
 

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from localpilot.experts.llm import Generator
     from localpilot.experts.reranker import Reranker
 
-FIM_CTX = 4096  # the completion instance's context: the whole window, 3 context chunks and the answer fit
+FIM_CTX = (
+    4096  # the completion instance's context: the whole window, 3 context chunks and the answer fit
+)
 _OFF = {"", "none", "off"}
 
 
@@ -21,8 +23,9 @@ def embedder(settings: Settings) -> Embedder:
     from localpilot.experts.registry import resolve_embedder
 
     spec = resolve_embedder(settings.embedder)
-    return SentenceTransformerEmbedder(str(spec.path), spec.name, settings.device, settings.batch_size,
-                                       settings.precision)
+    return SentenceTransformerEmbedder(
+        str(spec.path), spec.name, settings.device, settings.batch_size, settings.precision
+    )
 
 
 def reranker(settings: Settings) -> Reranker | None:
@@ -52,8 +55,16 @@ def generator(settings: Settings, which: str = "small") -> Generator:
     if name.lower() in _OFF:
         raise ModelNotFound(f"no {which} model is configured")
     spec = resolve_llm(name, settings.models_dir)
-    return LlamaCppGenerator(spec.path, spec.name, spec.family, n_ctx=n_ctx, gpu_layers=settings.gpu_layers,
-                             threads=settings.threads, cache_dir=settings.cache_dir, background=which == "fim")
+    return LlamaCppGenerator(
+        spec.path,
+        spec.name,
+        spec.family,
+        n_ctx=n_ctx,
+        gpu_layers=settings.gpu_layers,
+        threads=settings.threads,
+        cache_dir=settings.cache_dir,
+        background=which == "fim",
+    )
 
 
 def big_installed(settings: Settings) -> bool:

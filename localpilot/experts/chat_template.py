@@ -36,13 +36,22 @@ def _compile(source: str) -> Any:
     return env.from_string(source)
 
 
-def render(template: str | None, messages: Sequence[dict[str, str]], bos_token: str = "", eos_token: str = "",
-           add_generation_prompt: bool = True) -> str:
+def render(
+    template: str | None,
+    messages: Sequence[dict[str, str]],
+    bos_token: str = "",
+    eos_token: str = "",
+    add_generation_prompt: bool = True,
+) -> str:
     """The prompt text for ``messages`` exactly as the model was trained to see it."""
     try:
-        return str(_compile(template or CHATML).render(
-            messages=list(messages), bos_token=bos_token, eos_token=eos_token,
-            add_generation_prompt=add_generation_prompt,
-        ))
+        return str(
+            _compile(template or CHATML).render(
+                messages=list(messages),
+                bos_token=bos_token,
+                eos_token=eos_token,
+                add_generation_prompt=add_generation_prompt,
+            )
+        )
     except TemplateError as exc:
         raise ModelCorrupt(f"the model's chat template cannot be rendered safely: {exc}") from exc

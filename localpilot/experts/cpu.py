@@ -86,11 +86,15 @@ class CpuLedger:
             return float("inf")
         with self._lock:
             before = self._sample
-            if before is None:  # the first reading: nothing to compare with yet, so assume the worst
+            if (
+                before is None
+            ):  # the first reading: nothing to compare with yet, so assume the worst
                 self._sample = now
                 return float("inf")
             if now[0] - before[0] >= SAMPLE_S:
-                self._others = max(0.0, (now[1] - before[1]) - (now[2] - before[2])) / (now[0] - before[0])
+                self._others = max(0.0, (now[1] - before[1]) - (now[2] - before[2])) / (
+                    now[0] - before[0]
+                )
                 self._sample = now
             return self._others
 
@@ -100,7 +104,9 @@ class CpuLedger:
         except OSError:
             return None
         ticks = [int(x) for x in fields[:8]]
-        busy = sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)  # all but idle and iowait
+        busy = (
+            sum(ticks) - ticks[3] - (ticks[4] if len(ticks) > 4 else 0)
+        )  # all but idle and iowait
         hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         own = os.times()
         return time.monotonic(), busy / hz, own.user + own.system

@@ -49,8 +49,15 @@ class Embedder(ABC):
 class SentenceTransformerEmbedder(LazyModel, Embedder):
     """A local sentence-transformers model directory, loaded on first use."""
 
-    def __init__(self, model_dir: str, name: str, device: str = "auto", batch_size: int = 32,
-                 precision: str = "auto", query_threads: int = 0) -> None:
+    def __init__(
+        self,
+        model_dir: str,
+        name: str,
+        device: str = "auto",
+        batch_size: int = 32,
+        precision: str = "auto",
+        query_threads: int = 0,
+    ) -> None:
         self.model_dir = model_dir
         self.name = name
         self.device = device
@@ -66,9 +73,16 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
         device = pick_device(self.device)
         self.precision = resolve_precision(self.precision, device)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-        log.info("loading embedder %s from %s on %s (%s)", self.name, self.model_dir, device, self.precision)
-        return SentenceTransformer(self.model_dir, device=device, local_files_only=True,
-                                   model_kwargs={"dtype": dtype})
+        log.info(
+            "loading embedder %s from %s on %s (%s)",
+            self.name,
+            self.model_dir,
+            device,
+            self.precision,
+        )
+        return SentenceTransformer(
+            self.model_dir, device=device, local_files_only=True, model_kwargs={"dtype": dtype}
+        )
 
     @property
     def dim(self) -> int:  # type: ignore[override]
@@ -83,7 +97,10 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
             return np.zeros((0, self.dim), dtype=np.float32)
         with ledger.job():  # a short inline completion waits for its share of the cores meanwhile
             vectors = self.model.encode(
-                list(texts), batch_size=self.batch_size, convert_to_tensor=True, show_progress_bar=False,
+                list(texts),
+                batch_size=self.batch_size,
+                convert_to_tensor=True,
+                show_progress_bar=False,
             )
         vectors = vectors.float().cpu().numpy()  # normalise in fp32 whatever the compute precision
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -97,8 +114,14 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False,
-                                       return_attention_mask=False, return_token_type_ids=False)
+        encoded = self.model.tokenizer(
+            list(texts),
+            add_special_tokens=False,
+            truncation=False,
+            verbose=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         return [len(ids) for ids in encoded["input_ids"]]
 
 

@@ -48,15 +48,19 @@ def check_magic(path: Path) -> None:
     except OSError as exc:
         raise ModelNotFound(f"cannot read model file {path}: {exc}") from exc
     if head != MAGIC:
-        raise ModelCorrupt(f"{path} is not a GGUF model file (it starts with {head!r}, not b'GGUF'); download it "
-                           "again or pick another model (`localpilot models list`)")
+        raise ModelCorrupt(
+            f"{path} is not a GGUF model file (it starts with {head!r}, not b'GGUF'); download it "
+            "again or pick another model (`localpilot models list`)"
+        )
 
 
 def probe(path: Path, cache_dir: Path) -> dict[str, Any]:
     """Metadata of a GGUF file that llama.cpp has loaded once in a child process without failing."""
     check_magic(path)
     stat = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:24]
+    key = hashlib.sha256(
+        f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()
+    ).hexdigest()[:24]
     cached = cache_dir / "gguf-probe" / f"{key}.json"
     if cached.is_file():
         try:
@@ -74,16 +78,26 @@ def probe(path: Path, cache_dir: Path) -> dict[str, Any]:
 def _probe_in_child(path: Path) -> dict[str, Any]:
     log.info("checking %s in a child process", path)
     try:
-        res = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True,
-                             timeout=PROBE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
+        res = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired as exc:
         raise ModelCorrupt(f"loading {path} did not finish in {PROBE_TIMEOUT_S}s") from exc
     if res.returncode != 0:
         reason = _last_line(res.stderr) or f"exit status {res.returncode}"
         if "No module named 'llama_cpp'" in res.stderr:
-            raise ModelNotFound("llama-cpp-python is not installed: run ./install.sh (it builds it)")
-        raise ModelCorrupt(f"llama.cpp cannot load {path} ({reason}); the file is truncated or damaged: "
-                           "download or install it again (`localpilot models install|pull NAME`)")
+            raise ModelNotFound(
+                "llama-cpp-python is not installed: run ./install.sh (it builds it)"
+            )
+        raise ModelCorrupt(
+            f"llama.cpp cannot load {path} ({reason}); the file is truncated or damaged: "
+            "download or install it again (`localpilot models install|pull NAME`)"
+        )
     try:
         return dict(json.loads(res.stdout.strip().splitlines()[-1]))
     except (ValueError, IndexError) as exc:

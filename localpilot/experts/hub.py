@@ -70,8 +70,10 @@ def pull(name: str, models_dir: Path, report: Callable[[str], None] = log.info) 
         sha = _expected_sha(name, spec, meta, where)
         size = spec.get("size") or meta.size
         if spec.get("size") and meta.size is not None and meta.size != spec["size"]:
-            raise ModelCorrupt(f"{name}: {where} reports {meta.size} bytes, the preset pins {spec['size']}; "
-                               "refusing to download a different file")
+            raise ModelCorrupt(
+                f"{name}: {where} reports {meta.size} bytes, the preset pins {spec['size']}; "
+                "refusing to download a different file"
+            )
         if adopt_existing(dest, sha, size):
             report(f"{name}: kept the matching file already at {dest}")
             return dest
@@ -80,8 +82,16 @@ def pull(name: str, models_dir: Path, report: Callable[[str], None] = log.info) 
             if stale != partial:
                 stale.unlink(missing_ok=True)
         _download(name, meta.location, partial, size, spec["file"], report)
-    finish(name, partial, dest, sha256_file(partial), partial.stat().st_size, sha, size,
-           f"the download of {spec['file']} does not match the expected sha256 {sha} and was deleted")
+    finish(
+        name,
+        partial,
+        dest,
+        sha256_file(partial),
+        partial.stat().st_size,
+        sha,
+        size,
+        f"the download of {spec['file']} does not match the expected sha256 {sha} and was deleted",
+    )
     report(f"{name}: installed {dest} ({dest.stat().st_size / 1e6:.0f} MB, sha256 verified)")
     return dest
 
@@ -90,12 +100,16 @@ def _metadata(name: str, spec: dict[str, Any]) -> tuple[Any, str]:
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
     base = endpoint()
-    url = hf_hub_url(spec["hf_repo"], spec["hf_file"], revision=spec.get("hf_revision"), endpoint=base)
+    url = hf_hub_url(
+        spec["hf_repo"], spec["hf_file"], revision=spec.get("hf_revision"), endpoint=base
+    )
     try:
         return get_hf_file_metadata(url, endpoint=base), url
     except Exception as exc:  # network down, repo or file gone, not a hub: say so, with the URL
-        raise ModelNotFound(f"{name}: cannot reach {url} ({type(exc).__name__}: {exc}); check the network or "
-                            f"HF_ENDPOINT, then run `localpilot models pull {name}` again") from exc
+        raise ModelNotFound(
+            f"{name}: cannot reach {url} ({type(exc).__name__}: {exc}); check the network or "
+            f"HF_ENDPOINT, then run `localpilot models pull {name}` again"
+        ) from exc
 
 
 def _expected_sha(name: str, spec: dict[str, Any], meta: Any, where: str) -> str:
@@ -103,16 +117,21 @@ def _expected_sha(name: str, spec: dict[str, Any], meta: Any, where: str) -> str
     hub_sha = hub_sha if SHA256.match(hub_sha) else None
     pinned = spec.get("sha256")
     if pinned and hub_sha and hub_sha != pinned:
-        raise ModelCorrupt(f"{name}: {where} reports sha256 {hub_sha}, the preset pins {pinned}; refusing to "
-                           "download a different file")
+        raise ModelCorrupt(
+            f"{name}: {where} reports sha256 {hub_sha}, the preset pins {pinned}; refusing to "
+            "download a different file"
+        )
     if not (pinned or hub_sha):
-        raise ModelCorrupt(f"{name}: {where} reports no LFS sha256 (etag {meta.etag!r}) and the preset pins none; "
-                           "cannot verify a download")
+        raise ModelCorrupt(
+            f"{name}: {where} reports no LFS sha256 (etag {meta.etag!r}) and the preset pins none; "
+            "cannot verify a download"
+        )
     return str(pinned or hub_sha)
 
 
-def _download(name: str, url: str, partial: Path, size: int | None, file: str,
-              report: Callable[[str], None]) -> None:
+def _download(
+    name: str, url: str, partial: Path, size: int | None, file: str, report: Callable[[str], None]
+) -> None:
     from huggingface_hub.file_download import http_get
     from huggingface_hub.utils import build_hf_headers
 
@@ -127,7 +146,16 @@ def _download(name: str, url: str, partial: Path, size: int | None, file: str,
         report(f"{name}: resuming {file} at {done / 1e6:.1f} MB")
     try:
         with partial.open("ab") as fh:
-            http_get(url, fh, resume_size=done, headers=headers, expected_size=size, displayed_filename=file)
+            http_get(
+                url,
+                fh,
+                resume_size=done,
+                headers=headers,
+                expected_size=size,
+                displayed_filename=file,
+            )
     except Exception as exc:  # dropped connection after retries, HTTP error, short file
-        raise ModelNotFound(f"{name}: download from {url} failed ({type(exc).__name__}: {exc}); run "
-                            f"`localpilot models pull {name}` again to resume from {partial}") from exc
+        raise ModelNotFound(
+            f"{name}: download from {url} failed ({type(exc).__name__}: {exc}); run "
+            f"`localpilot models pull {name}` again to resume from {partial}"
+        ) from exc

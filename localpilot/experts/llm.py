@@ -92,21 +92,37 @@ class Generator(ABC):
     def count_tokens(self, text: str) -> int: ...
 
     @abstractmethod
-    def stream(self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
-               ) -> Iterator[Token]: ...
+    def stream(
+        self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
+    ) -> Iterator[Token]: ...
 
     #: Reads other files (``extra`` of ``infill``) in a repository-level format of its own.
     repo_context: bool = False
 
-    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None,
-               extra: Sequence[tuple[str, str]] = (), path: str = "") -> Iterator[Token]:
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        max_tokens: int = 64,
+        cancel: threading.Event | None = None,
+        extra: Sequence[tuple[str, str]] = (),
+        path: str = "",
+    ) -> Iterator[Token]:
         """Fill in the middle between ``prefix`` and ``suffix`` with the model's own FIM tokens; ``extra`` are
         (path, text) of other files to read first."""
-        raise NoInfill(f"{self.name} cannot fill in the middle here; use an in-process code model "
-                       "(qwen2.5-coder or deepseek-coder presets)")
+        raise NoInfill(
+            f"{self.name} cannot fill in the middle here; use an in-process code model "
+            "(qwen2.5-coder or deepseek-coder presets)"
+        )
 
-    def prefill(self, prefix: str, suffix: str, extra: Sequence[tuple[str, str]] = (), path: str = "",
-                cancel: threading.Event | None = None) -> int:
+    def prefill(
+        self,
+        prefix: str,
+        suffix: str,
+        extra: Sequence[tuple[str, str]] = (),
+        path: str = "",
+        cancel: threading.Event | None = None,
+    ) -> int:
         """Evaluate an infill prompt ahead of time (prewarm); backends without a KV cache of ours do nothing."""
         return 0
 
@@ -121,17 +137,30 @@ class Generator(ABC):
         """Free the model's memory now (it loads again if used); nothing to free by default."""
 
 
-PREFILL_SLICE = 128  # prompt tokens evaluated between two looks at cancel and at what else runs (cpu.py)
+PREFILL_SLICE = (
+    128  # prompt tokens evaluated between two looks at cancel and at what else runs (cpu.py)
+)
 
 
 class LlamaCppGenerator(Generator):
     """A GGUF model in this process. The file is first loaded once in a child process (gguf.probe)."""
 
-    def __init__(self, path: Path, name: str, family: str = "unknown", *, n_ctx: int = 4096,
-                 gpu_layers: str = "auto", threads: int | None = None, cache_dir: Path | None = None,
-                 background: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        name: str,
+        family: str = "unknown",
+        *,
+        n_ctx: int = 4096,
+        gpu_layers: str = "auto",
+        threads: int | None = None,
+        cache_dir: Path | None = None,
+        background: bool = False,
+    ) -> None:
         self.path, self.name, self.family = Path(path), name, family
-        self.background = background  # inline completion: gives way to a chat answer reading its prompt
+        self.background = (
+            background  # inline completion: gives way to a chat answer reading its prompt
+        )
         self._threads_now = 0
         self.meta = gguf.probe(self.path, cache_dir or Path.home() / ".cache" / "localpilot")
         self.n_ctx = min(n_ctx, int(self.meta.get("n_ctx_train") or n_ctx))
@@ -154,18 +183,35 @@ class LlamaCppGenerator(Generator):
         try:
             import llama_cpp
         except ImportError as exc:
-            raise ModelNotFound("llama-cpp-python is not installed: run ./install.sh (it builds it)") from exc
+            raise ModelNotFound(
+                "llama-cpp-python is not installed: run ./install.sh (it builds it)"
+            ) from exc
         self.backend = _backend(llama_cpp)
-        self.gpu_layers = _plan_gpu_layers(self._gpu_request, llama_cpp.llama_supports_gpu_offload(),
-                                           self.path.stat().st_size, int(self.meta.get("n_layer") or 0))
+        self.gpu_layers = _plan_gpu_layers(
+            self._gpu_request,
+            llama_cpp.llama_supports_gpu_offload(),
+            self.path.stat().st_size,
+            int(self.meta.get("n_layer") or 0),
+        )
         started = time.perf_counter()
         try:
-            llm = llama_cpp.Llama(str(self.path), n_ctx=self.n_ctx, n_gpu_layers=self.gpu_layers,
-                                  n_threads=self.threads, n_batch=512, verbose=False)
+            llm = llama_cpp.Llama(
+                str(self.path),
+                n_ctx=self.n_ctx,
+                n_gpu_layers=self.gpu_layers,
+                n_threads=self.threads,
+                n_batch=512,
+                verbose=False,
+            )
         except (ValueError, RuntimeError) as exc:
             raise ModelNotFound(f"llama.cpp could not load {self.path}: {exc}") from exc
-        log.info("loaded %s (%s, %d GPU layers) in %.1fs", self.name, self.backend, self.gpu_layers,
-                 time.perf_counter() - started)
+        log.info(
+            "loaded %s (%s, %d GPU layers) in %.1fs",
+            self.name,
+            self.backend,
+            self.gpu_layers,
+            time.perf_counter() - started,
+        )
         return llm
 
     def close(self) -> None:
@@ -178,13 +224,18 @@ class LlamaCppGenerator(Generator):
         return len(self.llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
 
     def render(self, messages: Messages) -> str:
-        return chat_template.render(self.meta.get("metadata", {}).get("tokenizer.chat_template"), messages,
-                                    bos_token=self.meta.get("bos_token", ""),
-                                    eos_token=self.meta.get("eos_token", ""))
+        return chat_template.render(
+            self.meta.get("metadata", {}).get("tokenizer.chat_template"),
+            messages,
+            bos_token=self.meta.get("bos_token", ""),
+            eos_token=self.meta.get("eos_token", ""),
+        )
 
     def encode(self, messages: Messages) -> list[int]:
         llm = self.llm
-        tokens = llm.tokenize(self.render(messages).encode("utf-8", "replace"), add_bos=False, special=True)
+        tokens = llm.tokenize(
+            self.render(messages).encode("utf-8", "replace"), add_bos=False, special=True
+        )
         bos = llm.token_bos()
         if llm._model.add_bos_token() and bos >= 0 and (not tokens or tokens[0] != bos):
             tokens.insert(0, bos)
@@ -193,13 +244,16 @@ class LlamaCppGenerator(Generator):
     def prompt_tokens(self, messages: Messages) -> int:
         return len(self.encode(messages))
 
-    def stream(self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
-               ) -> Iterator[Token]:
+    def stream(
+        self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
+    ) -> Iterator[Token]:
         with self._lock:
             tokens = self.encode(messages)
             if len(tokens) + max_tokens > self.n_ctx:
-                raise ContextOverflow(f"the prompt takes {len(tokens)} tokens and the answer up to {max_tokens}, "
-                                      f"more than {self.name}'s context of {self.n_ctx}")
+                raise ContextOverflow(
+                    f"the prompt takes {len(tokens)} tokens and the answer up to {max_tokens}, "
+                    f"more than {self.name}'s context of {self.n_ctx}"
+                )
             yield from self._generate(tokens, max_tokens, cancel)
 
     @property
@@ -213,17 +267,32 @@ class LlamaCppGenerator(Generator):
         ids = self.llm.tokenize(text.encode(), add_bos=False, special=True)
         return ids[0] if len(ids) == 1 else None
 
-    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None,
-               extra: Sequence[tuple[str, str]] = (), path: str = "") -> Iterator[Token]:
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        max_tokens: int = 64,
+        cancel: threading.Event | None = None,
+        extra: Sequence[tuple[str, str]] = (),
+        path: str = "",
+    ) -> Iterator[Token]:
         """FIM with the token ids the GGUF declares (Qwen2.5-Coder and DeepSeek-Coder spell them differently;
         llama.cpp knows both). ``extra`` (path, text) files come first, in the repository-level format where the
         model has one, so they stay a stable, cached prefix; the prefix is cut from the left and the suffix from
         the right only when the whole does not fit the context."""
         with self._lock:
-            yield from self._generate(self.infill_tokens(prefix, suffix, max_tokens, extra, path), max_tokens, cancel)
+            yield from self._generate(
+                self.infill_tokens(prefix, suffix, max_tokens, extra, path), max_tokens, cancel
+            )
 
-    def prefill(self, prefix: str, suffix: str, extra: Sequence[tuple[str, str]] = (), path: str = "",
-                cancel: threading.Event | None = None) -> int:
+    def prefill(
+        self,
+        prefix: str,
+        suffix: str,
+        extra: Sequence[tuple[str, str]] = (),
+        path: str = "",
+        cancel: threading.Event | None = None,
+    ) -> int:
         """Evaluate an infill prompt into the KV cache without answering (prewarm), in slices so that ``cancel``
         (a real request arriving) stops it between two; returns the tokens it evaluated."""
         with self._lock:
@@ -258,17 +327,27 @@ class LlamaCppGenerator(Generator):
             llama_cpp.llama_set_n_threads(llm.ctx, n, n)
             self._threads_now = n
 
-    def infill_tokens(self, prefix: str, suffix: str, max_tokens: int, extra: Sequence[tuple[str, str]] = (),
-                      path: str = "") -> list[int]:
+    def infill_tokens(
+        self,
+        prefix: str,
+        suffix: str,
+        max_tokens: int,
+        extra: Sequence[tuple[str, str]] = (),
+        path: str = "",
+    ) -> list[int]:
         llm = self.llm
         model = llm._model
         pre, suf, mid = model.token_prefix(), model.token_suffix(), model.token_middle()
         if min(pre, suf, mid) < 0:
-            raise NoInfill(f"{self.name} has no fill-in-the-middle tokens; use a code model such as the "
-                           "qwen2.5-coder or deepseek-coder presets")
+            raise NoInfill(
+                f"{self.name} has no fill-in-the-middle tokens; use a code model such as the "
+                "qwen2.5-coder or deepseek-coder presets"
+            )
 
         def tok(text: str, special: bool = False) -> list[int]:
-            return list(llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=special))
+            return list(
+                llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=special)
+            )
 
         head: list[int] = []
         if extra and self.repo_context:
@@ -281,14 +360,16 @@ class LlamaCppGenerator(Generator):
         room -= len(head)
         before, after = tok(prefix), tok(suffix)
         after = after[: max(room // 4, room - len(before))]
-        before = before[-(room - len(after)):] if room > len(after) else []
+        before = before[-(room - len(after)) :] if room > len(after) else []
         tokens = [*head, pre, *before, suf, *after, mid]
         bos = llm.token_bos()
         if model.add_bos_token() and bos >= 0:
             tokens.insert(0, bos)
         return tokens
 
-    def _generate(self, tokens: list[int], max_tokens: int, cancel: threading.Event | None) -> Iterator[Token]:
+    def _generate(
+        self, tokens: list[int], max_tokens: int, cancel: threading.Event | None
+    ) -> Iterator[Token]:
         llm = self.llm
         cached = _common_prefix(llm.input_ids[: llm.n_tokens], tokens)
         stats = self.last = GenStats(prompt_tokens=len(tokens), cached_tokens=cached)
@@ -300,8 +381,15 @@ class LlamaCppGenerator(Generator):
         with ledger.job():
             yield from self._sample(llm, tokens, max_tokens, cancel, stats, started)
 
-    def _sample(self, llm: Any, tokens: list[int], max_tokens: int, cancel: threading.Event | None,
-                stats: GenStats, started: float) -> Iterator[Token]:
+    def _sample(
+        self,
+        llm: Any,
+        tokens: list[int],
+        max_tokens: int,
+        cancel: threading.Event | None,
+        stats: GenStats,
+        started: float,
+    ) -> Iterator[Token]:
         import llama_cpp
         import numpy as np
 
@@ -329,16 +417,27 @@ class LlamaCppGenerator(Generator):
 
     def info(self) -> dict[str, Any]:
         self.llm  # noqa: B018 - load to know the offload plan
-        return {"name": self.name, "family": self.family, "backend": self.backend, "path": str(self.path),
-                "n_ctx": self.n_ctx, "gpu_layers": self.gpu_layers, "n_layer": self.meta.get("n_layer"),
-                "threads": self.threads, "memory_bytes": self.memory_bytes()}
+        return {
+            "name": self.name,
+            "family": self.family,
+            "backend": self.backend,
+            "path": str(self.path),
+            "n_ctx": self.n_ctx,
+            "gpu_layers": self.gpu_layers,
+            "n_layer": self.meta.get("n_layer"),
+            "threads": self.threads,
+            "memory_bytes": self.memory_bytes(),
+        }
 
     def memory_bytes(self) -> int:
         """Weights (the file, mapped) plus this instance's f16 KV cache for its whole context."""
         import llama_cpp
 
         model = self.llm._model.model
-        n_embd, n_head = llama_cpp.llama_model_n_embd(model), max(1, llama_cpp.llama_model_n_head(model))
+        n_embd, n_head = (
+            llama_cpp.llama_model_n_embd(model),
+            max(1, llama_cpp.llama_model_n_head(model)),
+        )
         kv_dim = n_embd // n_head * llama_cpp.llama_model_n_head_kv(model)
         kv = 2 * llama_cpp.llama_model_n_layer(model) * self.n_ctx * kv_dim * 2
         return self.path.stat().st_size + kv
@@ -380,8 +479,13 @@ def _free_gpu_bytes() -> int | None:
     if not exe:
         return None
     try:
-        out = subprocess.run([exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"], capture_output=True,
-                             text=True, timeout=10, check=True).stdout
+        out = subprocess.run(
+            [exe, "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
         return int(out.split()[0]) * 2**20
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
@@ -402,8 +506,9 @@ class ScriptedGenerator(Generator):
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def stream(self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
-               ) -> Iterator[Token]:
+    def stream(
+        self, messages: Messages, max_tokens: int = 512, cancel: threading.Event | None = None
+    ) -> Iterator[Token]:
         self.calls.append([dict(m) for m in messages])
         prompt = self.prompt_tokens(messages)
         if prompt + max_tokens > self.n_ctx:
@@ -417,11 +522,19 @@ class ScriptedGenerator(Generator):
             self.last.gen_tokens += 1
             yield Token(word if i == 0 else " " + word, self.logprob)
 
-    def infill(self, prefix: str, suffix: str, max_tokens: int = 64, cancel: threading.Event | None = None,
-               extra: Sequence[tuple[str, str]] = (), path: str = "") -> Iterator[Token]:
+    def infill(
+        self,
+        prefix: str,
+        suffix: str,
+        max_tokens: int = 64,
+        cancel: threading.Event | None = None,
+        extra: Sequence[tuple[str, str]] = (),
+        path: str = "",
+    ) -> Iterator[Token]:
         """The script as the middle (the fake has no FIM of its own)."""
-        yield from self.stream([{"role": "user", "content": f"{prefix[-200:]}<FIM>{suffix[:200]}"}], max_tokens,
-                               cancel)
+        yield from self.stream(
+            [{"role": "user", "content": f"{prefix[-200:]}<FIM>{suffix[:200]}"}], max_tokens, cancel
+        )
 
 
 def llama_backend_info() -> dict[str, Any]:
@@ -430,6 +543,11 @@ def llama_backend_info() -> dict[str, Any]:
         import llama_cpp
     except ImportError:
         return {"installed": False, "fix": "run ./install.sh (it builds llama-cpp-python)"}
-    return {"installed": True, "version": llama_cpp.__version__, "backend": _backend(llama_cpp),
-            "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()), "free_gpu_bytes": _free_gpu_bytes(),
-            "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()}
+    return {
+        "installed": True,
+        "version": llama_cpp.__version__,
+        "backend": _backend(llama_cpp),
+        "gpu_offload": bool(llama_cpp.llama_supports_gpu_offload()),
+        "free_gpu_bytes": _free_gpu_bytes(),
+        "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
+    }

@@ -76,11 +76,15 @@ def load_reranker(name: str, device: str = "auto", precision: str = "auto") -> R
         return CrossEncoderReranker(str(path), name, device, precision=precision)
     local = Path(name).expanduser()
     if (local / "config.json").is_file():
-        return CrossEncoderReranker(str(local.resolve()), f"local:{local.resolve()}", device, precision=precision)
+        return CrossEncoderReranker(
+            str(local.resolve()), f"local:{local.resolve()}", device, precision=precision
+        )
     if "/" in name and not local.exists():
         return CrossEncoderReranker(name, name, device, precision=precision)
-    raise ModelNotFound(f"unknown reranker {name!r}: use none, one of {', '.join(sorted(table)) or '(none)'}, "
-                        "a local cross-encoder directory or a Hugging Face id")
+    raise ModelNotFound(
+        f"unknown reranker {name!r}: use none, one of {', '.join(sorted(table)) or '(none)'}, "
+        "a local cross-encoder directory or a Hugging Face id"
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -88,11 +92,23 @@ def load_reranker(name: str, device: str = "auto", precision: str = "auto") -> R
 
 GGUF_MAGIC = MAGIC
 #: Family names guessed from a local file name, most specific first.
-_FAMILY_HINTS = (("deepseek-coder", "deepseek-coder"), ("deepseek", "deepseek"), ("qwen2.5-coder", "qwen2.5-coder"),
-                 ("qwen", "qwen"), ("smollm2", "smollm2"), ("smollm", "smollm"), ("codellama", "codellama"),
-                 ("starcoder", "starcoder"), ("llama", "llama"), ("phi", "phi"), ("gemma", "gemma"),
-                 ("mistral", "mistral"))
-_QUANT = re.compile(r"(?<![a-z0-9])(iq\d_[a-z0-9]+|q\d_k(?:_[sml])?|q\d_\d|bf16|f16|f32)(?![a-z0-9])")
+_FAMILY_HINTS = (
+    ("deepseek-coder", "deepseek-coder"),
+    ("deepseek", "deepseek"),
+    ("qwen2.5-coder", "qwen2.5-coder"),
+    ("qwen", "qwen"),
+    ("smollm2", "smollm2"),
+    ("smollm", "smollm"),
+    ("codellama", "codellama"),
+    ("starcoder", "starcoder"),
+    ("llama", "llama"),
+    ("phi", "phi"),
+    ("gemma", "gemma"),
+    ("mistral", "mistral"),
+)
+_QUANT = re.compile(
+    r"(?<![a-z0-9])(iq\d_[a-z0-9]+|q\d_k(?:_[sml])?|q\d_\d|bf16|f16|f32)(?![a-z0-9])"
+)
 
 
 @dataclass(frozen=True)
@@ -158,8 +174,10 @@ def _verify_preset(name: str, spec: dict[str, Any], models_dir: Path) -> Path:
         # pip installed it from a wheel whose RECORD pins its hash; size and magic catch a damaged copy cheaply.
         size = in_package.stat().st_size
         if spec.get("size") is not None and size != spec["size"]:
-            raise ModelCorrupt(f"{in_package} has {size} bytes, expected {spec['size']}: reinstall the package "
-                               f"`pip install --force-reinstall {spec['package']}`")
+            raise ModelCorrupt(
+                f"{in_package} has {size} bytes, expected {spec['size']}: reinstall the package "
+                f"`pip install --force-reinstall {spec['package']}`"
+            )
         check_gguf(in_package)
         return in_package
     path = models_dir / spec["file"]
@@ -169,11 +187,15 @@ def _verify_preset(name: str, spec: dict[str, Any], models_dir: Path) -> Path:
     marker = read_marker(path)
     expected_size = spec.get("size") or (marker[1] if marker else None)
     if expected_size is not None and size != expected_size:
-        raise ModelCorrupt(f"{path} is truncated or damaged ({size} bytes, expected {expected_size}): {fix} again")
+        raise ModelCorrupt(
+            f"{path} is truncated or damaged ({size} bytes, expected {expected_size}): {fix} again"
+        )
     check_gguf(path)
     if marker is None or (spec.get("sha256") and marker[0] != spec["sha256"]):
-        raise ModelNotFound(f"{path} has not been verified against model {name!r}'s sha256: {fix} "
-                            "(a matching file already there is kept)")
+        raise ModelNotFound(
+            f"{path} has not been verified against model {name!r}'s sha256: {fix} "
+            "(a matching file already there is kept)"
+        )
     return path
 
 
@@ -181,18 +203,36 @@ def _preset_spec(name: str, spec: dict[str, Any], models_dir: Path, path: Path |
     installed = path is not None
     if path is None:
         in_package = package_file(spec)
-        path = in_package if in_package is not None and in_package.is_file() else models_dir / spec["file"]
+        path = (
+            in_package
+            if in_package is not None and in_package.is_file()
+            else models_dir / spec["file"]
+        )
     size = spec.get("size")
     if size is None and installed:
         size = path.stat().st_size
-    return LLMSpec(name=name, path=path, family=spec["family"], quantization=spec["quantization"], size=size,
-                   source=spec["source"], role=spec.get("role", ""), installed=installed)
+    return LLMSpec(
+        name=name,
+        path=path,
+        family=spec["family"],
+        quantization=spec["quantization"],
+        size=size,
+        source=spec["source"],
+        role=spec.get("role", ""),
+        installed=installed,
+    )
 
 
 def guess_family(file_name: str) -> str:
     low = file_name.lower()
-    return next((family for hint, family in _FAMILY_HINTS if re.search(rf"(?<![a-z]){re.escape(hint)}", low)),
-                "unknown")
+    return next(
+        (
+            family
+            for hint, family in _FAMILY_HINTS
+            if re.search(rf"(?<![a-z]){re.escape(hint)}", low)
+        ),
+        "unknown",
+    )
 
 
 def guess_quantization(file_name: str) -> str:
@@ -209,19 +249,30 @@ def resolve_llm(name_or_path: str, models_dir: Path) -> LLMSpec:
     table = presets()["llms"]
     if name_or_path in table:
         spec = dict(table[name_or_path])
-        return _preset_spec(name_or_path, spec, models_dir, _verify_preset(name_or_path, spec, models_dir))
+        return _preset_spec(
+            name_or_path, spec, models_dir, _verify_preset(name_or_path, spec, models_dir)
+        )
     local = Path(name_or_path).expanduser()
     looks_like_path = local.suffix.lower() == ".gguf" or "/" in name_or_path or "\\" in name_or_path
     if not looks_like_path and not local.exists():
-        raise ModelNotFound(f"unknown model {name_or_path!r}: use one of {', '.join(table)} "
-                            "(`localpilot models list`) or a path to a .gguf file")
+        raise ModelNotFound(
+            f"unknown model {name_or_path!r}: use one of {', '.join(table)} "
+            "(`localpilot models list`) or a path to a .gguf file"
+        )
     if local.is_dir():
         raise ModelNotFound(f"{local} is a directory; give the path of a .gguf file")
     check_gguf(local)
     path = local.resolve()
-    return LLMSpec(name=f"local:{path}", path=path, family=guess_family(path.name),
-                   quantization=guess_quantization(path.name), size=path.stat().st_size, source="local file",
-                   role="custom", installed=True)
+    return LLMSpec(
+        name=f"local:{path}",
+        path=path,
+        family=guess_family(path.name),
+        quantization=guess_quantization(path.name),
+        size=path.stat().st_size,
+        source="local file",
+        role="custom",
+        installed=True,
+    )
 
 
 def list_llms(models_dir: Path) -> list[LLMSpec]:

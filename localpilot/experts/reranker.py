@@ -32,8 +32,16 @@ class Reranker(ABC):
 class CrossEncoderReranker(LazyModel, Reranker):
     """A local (or, when the user allows downloads, Hugging Face) cross-encoder, loaded on first use."""
 
-    def __init__(self, model: str, name: str, device: str = "auto", max_length: int = 192,
-                 batch_size: int = 32, precision: str = "auto", query_threads: int = 0) -> None:
+    def __init__(
+        self,
+        model: str,
+        name: str,
+        device: str = "auto",
+        max_length: int = 192,
+        batch_size: int = 32,
+        precision: str = "auto",
+        query_threads: int = 0,
+    ) -> None:
         self.model_ref, self.name, self.device, self.precision = model, name, device, precision
         self.max_length, self.batch_size = max_length, batch_size
         self.query_threads = query_threads or half_the_cores()  # on CPU; see torch_threads
@@ -47,15 +55,21 @@ class CrossEncoderReranker(LazyModel, Reranker):
         self.precision = resolve_precision(self.precision, device)
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         log.info("loading reranker %s on %s (%s)", self.name, device, self.precision)
-        return CrossEncoder(self.model_ref, max_length=self.max_length, device=device, model_kwargs={"dtype": dtype})
+        return CrossEncoder(
+            self.model_ref, max_length=self.max_length, device=device, model_kwargs={"dtype": dtype}
+        )
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
         model = self.model
         with limit_threads(model, self.query_threads), ledger.job():
-            scores = model.predict([(query, t) for t in texts], batch_size=self.batch_size,
-                                   show_progress_bar=False, convert_to_tensor=True)
+            scores = model.predict(
+                [(query, t) for t in texts],
+                batch_size=self.batch_size,
+                show_progress_bar=False,
+                convert_to_tensor=True,
+            )
         return [float(s) for s in scores.float().cpu()]
 
 

@@ -59,7 +59,8 @@ def hook_paths(git: Git) -> HookPaths:
         raise LocalpilotError(
             f"core.hooksPath is set to {configured!r}, so another tool manages this repository's hooks; "
             f"localpilot leaves them alone. Add `{sys.executable} -m localpilot hook run` to the pre-commit hook "
-            "there, or use the pre-commit framework (repo: localpilot, id: localpilot-suggest-tests)")
+            "there, or use the pre-commit framework (repo: localpilot, id: localpilot-suggest-tests)"
+        )
     raw = git.out("rev-parse", "--git-path", "hooks").decode().strip()
     hooks = Path(raw) if os.path.isabs(raw) else git.root / raw
     return HookPaths(hooks, hooks / "pre-commit", hooks / CHAINED)
@@ -75,8 +76,13 @@ def is_ours(path: Path) -> bool:
 
 def script(python: str, args: list[str]) -> str:
     extra = "".join(f" {shlex.quote(a)}" for a in args)
-    return SCRIPT.format(marker=MARKER, python=shlex.quote(python), chained=CHAINED, strict_exit=STRICT_EXIT,
-                         args=extra)
+    return SCRIPT.format(
+        marker=MARKER,
+        python=shlex.quote(python),
+        chained=CHAINED,
+        strict_exit=STRICT_EXIT,
+        args=extra,
+    )
 
 
 def install(git: Git, args: list[str] | None = None, python: str | None = None) -> str:
@@ -86,7 +92,9 @@ def install(git: Git, args: list[str] | None = None, python: str | None = None) 
     note = ""
     if os.path.lexists(paths.hook) and not is_ours(paths.hook):
         if os.path.lexists(paths.chained):
-            raise LocalpilotError(f"{paths.hook} exists and so does {paths.chained}; move one of them away first")
+            raise LocalpilotError(
+                f"{paths.hook} exists and so does {paths.chained}; move one of them away first"
+            )
         os.rename(paths.hook, paths.chained)  # bytes, mode and symlinks kept as they are
         note = f"; your existing hook now runs first, from {paths.chained}"
     elif os.path.lexists(paths.hook):
@@ -111,14 +119,20 @@ def uninstall(git: Git) -> str:
     paths.hook.unlink()
     if os.path.lexists(paths.chained):
         os.rename(paths.chained, paths.hook)
-        return f"removed the localpilot pre-commit hook; restored your previous hook in {paths.hook}"
+        return (
+            f"removed the localpilot pre-commit hook; restored your previous hook in {paths.hook}"
+        )
     return "removed the localpilot pre-commit hook"
 
 
 def status(git: Git) -> str:
     paths = hook_paths(git)
     if not is_ours(paths.hook):
-        return "not installed" + (" (another pre-commit hook is)" if os.path.lexists(paths.hook) else "")
-    line = next((ln for ln in paths.hook.read_text(encoding="utf-8").splitlines() if " hook run " in ln), "")
+        return "not installed" + (
+            " (another pre-commit hook is)" if os.path.lexists(paths.hook) else ""
+        )
+    line = next(
+        (ln for ln in paths.hook.read_text(encoding="utf-8").splitlines() if " hook run " in ln), ""
+    )
     chained = f"; chains {paths.chained}" if os.path.lexists(paths.chained) else ""
     return f"installed in {paths.hook}{chained}\n  runs: {line.strip()}"

@@ -26,8 +26,10 @@ def render(report: Any, detailed: int = DETAILED) -> list[str]:
     shown = [s for s in report.suggestions if not (s.status == "removed" and not s.tests)]
     if not shown and not report.notes:
         return []
-    out = [f"localpilot: tests for the {report.source} change ({report.files} file{'s' if report.files != 1 else ''}"
-           f", {len(shown)} changed function{'s' if len(shown) != 1 else ''}/class{'es' if len(shown) != 1 else ''})"]
+    out = [
+        f"localpilot: tests for the {report.source} change ({report.files} file{'s' if report.files != 1 else ''}"
+        f", {len(shown)} changed function{'s' if len(shown) != 1 else ''}/class{'es' if len(shown) != 1 else ''})"
+    ]
     current = None
     details = 0
     for s in shown:
@@ -54,21 +56,33 @@ def render(report: Any, detailed: int = DETAILED) -> list[str]:
             out.extend(f"          - {c}" for c in s.cases)
     if report.test_changes:
         tests = report.test_changes
-        out.append(f"  tests in this change: {', '.join(tests[:5])}" + (f" and {len(tests) - 5} more"
-                                                                        if len(tests) > 5 else ""))
+        out.append(
+            f"  tests in this change: {', '.join(tests[:5])}"
+            + (f" and {len(tests) - 5} more" if len(tests) > 5 else "")
+        )
     out.extend(f"  note: {n}" for n in report.notes)
     if report.more:
         out.append(f"  ... and {report.more} more changed symbols (not shown)")
     untested = report.untested_public()
-    out.append(f"localpilot: {len(untested)} of {len(shown)} without tests · tests found by {report.found_by} · "
-               f"{report.seconds:.2f}s")
+    out.append(
+        f"localpilot: {len(untested)} of {len(shown)} without tests · tests found by {report.found_by} · "
+        f"{report.seconds:.2f}s"
+    )
     return out
 
 
-def render_skeleton(s: Any, code: str, model: str, seconds: float, complete: bool, valid: bool | None) -> list[str]:
+def render_skeleton(
+    s: Any, code: str, model: str, seconds: float, complete: bool, valid: bool | None
+) -> list[str]:
     flags = [] if complete else ["cut at the time budget"]
     if valid is False:
         flags.append("does not parse yet")
     head = f"  {s.test_name} for {s.symbol} (by {model}, {seconds:.1f}s{''.join(f'; {f}' for f in flags)}):"
-    return [head, *(f"    {line}" for line in code.split("\n"))] if code.strip() else [
-        f"  {s.test_name}: the model wrote nothing" + ("" if complete else " within the time budget")]
+    return (
+        [head, *(f"    {line}" for line in code.split("\n"))]
+        if code.strip()
+        else [
+            f"  {s.test_name}: the model wrote nothing"
+            + ("" if complete else " within the time budget")
+        ]
+    )

@@ -98,10 +98,15 @@ class Watchdog:
             return
         what = "the model step" if self._output.mapping_done else "the symbol/test mapping"
         with contextlib.suppress(Exception):  # a closed pipe must not keep us alive
-            self._output._write(f"localpilot: time budget of {self.budget:g}s spent during {what}; stopped there "
-                                "(hook_budget_s / --budget)")
-        code = self._opts.strict_exit if self._opts.strict and self._output.mapping_done and \
-            self._output.untested else 0
+            self._output._write(
+                f"localpilot: time budget of {self.budget:g}s spent during {what}; stopped there "
+                "(hook_budget_s / --budget)"
+            )
+        code = (
+            self._opts.strict_exit
+            if self._opts.strict and self._output.mapping_done and self._output.untested
+            else 0
+        )
         _stop_children()
         os._exit(code)
 
@@ -145,9 +150,15 @@ def hook_main(opts: Options, repo: Path | None = None) -> int:
     except Exception as exc:  # never in the way of a commit
         opts.out(f"localpilot: no test suggestions ({_one_line(exc)})")
         return 0
-    opts = Options(write=opts.write or settings.hook_write, strict=opts.strict or settings.hook_strict,
-                   budget=opts.budget or float(settings.hook_budget_s), strict_exit=opts.strict_exit,
-                   as_json=opts.as_json, hook=True, out=opts.out)
+    opts = Options(
+        write=opts.write or settings.hook_write,
+        strict=opts.strict or settings.hook_strict,
+        budget=opts.budget or float(settings.hook_budget_s),
+        strict_exit=opts.strict_exit,
+        as_json=opts.as_json,
+        hook=True,
+        out=opts.out,
+    )
     if opts.budget > 0 and threading.current_thread() is threading.main_thread():
         signal.alarm(int(opts.budget + HARD_EXTRA_S + 0.999))
     try:
@@ -186,8 +197,12 @@ def report_main(git: Git, snapshot: Snapshot, opts: Options, settings: Any = Non
             output.lines([json.dumps(report.to_dict(), indent=2)])
         failed = opts.strict and bool(untested)
         if failed and not opts.as_json:
-            output.lines([f"localpilot: strict: {len(untested)} changed function(s)/class(es) without tests; add "
-                          "tests, or skip once with LOCALPILOT_SKIP=1 (or git commit --no-verify)"])
+            output.lines(
+                [
+                    f"localpilot: strict: {len(untested)} changed function(s)/class(es) without tests; add "
+                    "tests, or skip once with LOCALPILOT_SKIP=1 (or git commit --no-verify)"
+                ]
+            )
         with output.lock:
             output.finished = True
         return opts.strict_exit if failed else 0
@@ -207,12 +222,16 @@ def _assistant(root: Path, settings: Any) -> Any:
 def _report(assistant: Any, snapshot: Snapshot) -> Any:
     if assistant is not None:
         return assistant.suggest_tests(snapshot)
-    from localpilot.suggest.report import build_report  # e.g. a work tree git only finds through GIT_DIR
+    from localpilot.suggest.report import (
+        build_report,
+    )  # e.g. a work tree git only finds through GIT_DIR
 
     return build_report(snapshot, None)
 
 
-def _write_tests(assistant: Any, todo: list[Any], output: Output, watchdog: Watchdog, opts: Options) -> None:
+def _write_tests(
+    assistant: Any, todo: list[Any], output: Output, watchdog: Watchdog, opts: Options
+) -> None:
     from localpilot.suggest.skeleton import extract_code, finished, keep_test, parses, trim_repeats
 
     if assistant is None:
@@ -220,8 +239,12 @@ def _write_tests(assistant: Any, todo: list[Any], output: Output, watchdog: Watc
         return
     for s in todo:
         if watchdog.left() < MIN_MODEL_S:
-            output.lines([f"localpilot: skipped the skeleton for {s.symbol}: {max(watchdog.left(), 0):.1f}s of the "
-                          f"{watchdog.budget:g}s budget left (raise hook_budget_s)"])
+            output.lines(
+                [
+                    f"localpilot: skipped the skeleton for {s.symbol}: {max(watchdog.left(), 0):.1f}s of the "
+                    f"{watchdog.budget:g}s budget left (raise hook_budget_s)"
+                ]
+            )
             return
         try:
             generator = assistant.generator("small")
@@ -248,8 +271,16 @@ def _write_tests(assistant: Any, todo: list[Any], output: Output, watchdog: Watc
         s.skeleton = code
         complete = not watchdog.cancel.is_set()
         if not opts.as_json:
-            output.lines(render_skeleton(s, code, model, time.monotonic() - started, complete,
-                                         parses(code, s.language) if complete else None))
+            output.lines(
+                render_skeleton(
+                    s,
+                    code,
+                    model,
+                    time.monotonic() - started,
+                    complete,
+                    parses(code, s.language) if complete else None,
+                )
+            )
         if not complete:
             return
 
@@ -259,8 +290,14 @@ def _one_line(exc: BaseException) -> str:
     return text[:300]
 
 
-def suggest_main(repo: Path, mode: str, rev: str | None, paths: list[str], opts: Options,
-                 overrides: dict[str, Any] | None = None) -> int:
+def suggest_main(
+    repo: Path,
+    mode: str,
+    rev: str | None,
+    paths: list[str],
+    opts: Options,
+    overrides: dict[str, Any] | None = None,
+) -> int:
     """``localpilot suggest-tests``: the same report outside a commit."""
     from localpilot.config import load_settings
     from localpilot.suggest.git import RangeSnapshot, WorktreeSnapshot

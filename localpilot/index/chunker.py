@@ -22,7 +22,12 @@ log = logging.getLogger(__name__)
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
 #: Nodes that wrap a captured definition and belong to it (decorators, export, template<>).
-WRAPPERS = {"decorated_definition", "export_statement", "template_declaration", "ambient_declaration"}
+WRAPPERS = {
+    "decorated_definition",
+    "export_statement",
+    "template_declaration",
+    "ambient_declaration",
+}
 #: Preceding siblings that belong to the next definition when directly above it.
 LEADING = {"decorator", "attribute_item", "attribute_list", "annotation", "marker_annotation"}
 MAX_SIGNATURE_LINES = 4
@@ -57,7 +62,9 @@ class _Lines:
         return not self.lines[row].strip()
 
 
-def chunk_file(path: str, text: str, language: str, count_tokens: TokenCounter, budget: int) -> list[Chunk]:
+def chunk_file(
+    path: str, text: str, language: str, count_tokens: TokenCounter, budget: int
+) -> list[Chunk]:
     """Chunks of ``text`` (the content of ``path``), each at most ``budget`` tokens unless marked truncated."""
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -76,15 +83,33 @@ def chunk_file(path: str, text: str, language: str, count_tokens: TokenCounter, 
 
 
 class _Builder:
-    def __init__(self, path: str, language: str, lines: _Lines, budget: int, count: TokenCounter) -> None:
-        self.path, self.language, self.lines, self.budget, self.count = path, language, lines, budget, count
+    def __init__(
+        self, path: str, language: str, lines: _Lines, budget: int, count: TokenCounter
+    ) -> None:
+        self.path, self.language, self.lines, self.budget, self.count = (
+            path,
+            language,
+            lines,
+            budget,
+            count,
+        )
         self.chunks: list[Chunk] = []
 
     def add(self, lo: int, hi: int, symbol: str, kind: str, text: str | None = None) -> None:
         body = self.lines.text(lo, hi) if text is None else text
         tokens = self.lines.tokens(lo, hi) if text is None else self.count([text])[0]
-        self.chunks.append(Chunk(self.path, lo + 1, hi + 1, self.language, symbol, kind, body,
-                                 truncated=tokens > self.budget))
+        self.chunks.append(
+            Chunk(
+                self.path,
+                lo + 1,
+                hi + 1,
+                self.language,
+                symbol,
+                kind,
+                body,
+                truncated=tokens > self.budget,
+            )
+        )
 
     def region(self, lo: int, hi: int, defs: list[_Def], qual: str) -> None:
         """Rows lo..hi containing sibling definitions ``defs``: definitions and the code between them."""
@@ -184,7 +209,12 @@ def _definitions(language: str, text: str, lines: list[str]) -> list[_Def] | Non
         tree = Parser(g.language).parse(text.encode("utf-8", "surrogatepass"))
         matches = QueryCursor(g.query).matches(tree.root_node)
     except Exception as exc:  # a grammar that cannot load or parse: fall back to plain text
-        log.warning("tree-sitter failed on %s (%s): %s; using line chunks", language, type(exc).__name__, exc)
+        log.warning(
+            "tree-sitter failed on %s (%s): %s; using line chunks",
+            language,
+            type(exc).__name__,
+            exc,
+        )
         return None
     found: dict[tuple[int, int], _Def] = {}
     for _, captures in matches:
@@ -203,10 +233,20 @@ def _from_match(language: str, captures: dict[str, list[Any]], lines: list[str])
     name = names[0].text.decode("utf-8", "replace")
     if language == "go" and node.type == "method_declaration":
         name = _go_receiver(node, name)
-    end = node.end_point.row - (node.end_point.column == 0 and node.end_point.row > node.start_point.row)
-    end = min(end, len(lines) - 1)  # nodes that swallow their newline (C macros) end at (next row, 0)
-    return _Def(start=_leading_row(node), end=end, sig_end=min(_signature_end(node, lines), end),
-                kind=key.split(".", 1)[1], name=name, span=(node.start_byte, node.end_byte))
+    end = node.end_point.row - (
+        node.end_point.column == 0 and node.end_point.row > node.start_point.row
+    )
+    end = min(
+        end, len(lines) - 1
+    )  # nodes that swallow their newline (C macros) end at (next row, 0)
+    return _Def(
+        start=_leading_row(node),
+        end=end,
+        sig_end=min(_signature_end(node, lines), end),
+        kind=key.split(".", 1)[1],
+        name=name,
+        span=(node.start_byte, node.end_byte),
+    )
 
 
 def _leading_row(node: Any) -> int:
@@ -215,8 +255,10 @@ def _leading_row(node: Any) -> int:
         node = node.parent
     row = node.start_point.row
     prev = node.prev_named_sibling
-    while prev is not None and prev.end_point.row >= row - 1 and (
-        "comment" in prev.type or prev.type in LEADING
+    while (
+        prev is not None
+        and prev.end_point.row >= row - 1
+        and ("comment" in prev.type or prev.type in LEADING)
     ):
         row = prev.start_point.row
         prev = prev.prev_named_sibling

@@ -46,9 +46,16 @@ class _Prepared:
 class Indexer:
     """Brings one repo's index up to date with its work tree."""
 
-    def __init__(self, root: Path, settings: Settings, embedder: Embedder, store: Store,
-                 state: IndexState) -> None:
-        self.root, self.settings, self.embedder, self.store, self.state = root, settings, embedder, store, state
+    def __init__(
+        self, root: Path, settings: Settings, embedder: Embedder, store: Store, state: IndexState
+    ) -> None:
+        self.root, self.settings, self.embedder, self.store, self.state = (
+            root,
+            settings,
+            embedder,
+            store,
+            state,
+        )
 
     def run(self, on_progress: ProgressCallback | None = None) -> IndexStats:
         started = time.monotonic()
@@ -63,16 +70,22 @@ class Indexer:
             if not _utf8(path):
                 log.warning("skipping a file whose name is not valid UTF-8: %r", path)
                 stats.files_skipped += 1
-                stats.skipped[path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")] = (
-                    "file name is not valid UTF-8")
+                stats.skipped[
+                    path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                ] = "file name is not valid UTF-8"
                 continue
             st, reason = self._precheck(path)
             if st is None and reason is None:
                 continue  # listed by git but deleted from the work tree
             present.add(path)
             old = None if fresh else known.get(path)
-            if reason is None and old and old.sha256 and st and (old.size, old.mtime_ns) == (st.st_size,
-                                                                                              st.st_mtime_ns):
+            if (
+                reason is None
+                and old
+                and old.sha256
+                and st
+                and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns)
+            ):
                 self._count_unchanged(old, stats)
             else:
                 todo.append((path, st, reason))
@@ -83,13 +96,25 @@ class Indexer:
             self._write(batch, stats)
             done += len(batch)
             if on_progress:
-                on_progress(Progress(len(todo), done, stats.chunks_written, stats.chunks_embedded,
-                                     batch[-1].record.path))
+                on_progress(
+                    Progress(
+                        len(todo),
+                        done,
+                        stats.chunks_written,
+                        stats.chunks_embedded,
+                        batch[-1].record.path,
+                    )
+                )
         self._remove(sorted(set(known) - present), stats)
         stats.seconds = time.monotonic() - started
-        self.state.set_meta(last_commit=head_commit(self.root), last_indexed=time.time(),
-                            embedder=self.embedder.name, last_stats=stats.summary(), fingerprint=self._fingerprint(),
-                            run_in_progress=False)
+        self.state.set_meta(
+            last_commit=head_commit(self.root),
+            last_indexed=time.time(),
+            embedder=self.embedder.name,
+            last_stats=stats.summary(),
+            fingerprint=self._fingerprint(),
+            run_in_progress=False,
+        )
         return stats
 
     def index_text(self, path: str, text: str) -> None:
@@ -117,16 +142,25 @@ class Indexer:
         recorded = self.state.chunk_ids_by_path()
         extra = stored - set().union(*recorded.values()) if recorded else stored
         if extra:
-            log.warning("removing %d chunks the manifest does not know (an interrupted run)", len(extra))
+            log.warning(
+                "removing %d chunks the manifest does not know (an interrupted run)", len(extra)
+            )
             self.store.delete(sorted(extra))
         lost = sorted(set().union(*recorded.values()) - stored) if recorded else []
         found = self.state.chunk_vectors(lost)
         if found:
-            log.warning("restoring %d vectors missing from the vector store from the embedding cache", len(found))
+            log.warning(
+                "restoring %d vectors missing from the vector store from the embedding cache",
+                len(found),
+            )
             self.store.upsert(list(found), np.stack(list(found.values())).astype(np.float32))
-        missing = sorted(p for p, ids in recorded.items() if any(i not in stored and i not in found for i in ids))
+        missing = sorted(
+            p for p, ids in recorded.items() if any(i not in stored and i not in found for i in ids)
+        )
         if missing:
-            log.warning("re-indexing %d files whose vectors are neither stored nor cached", len(missing))
+            log.warning(
+                "re-indexing %d files whose vectors are neither stored nor cached", len(missing)
+            )
             self.state.commit_files([], removed=missing)
 
     def _fingerprint(self) -> str:
@@ -162,13 +196,21 @@ class Indexer:
         if st.st_size == 0:
             return st, "empty"
         if st.st_size > self.settings.max_file_bytes:
-            return st, f"too large ({st.st_size} bytes > max_file_bytes {self.settings.max_file_bytes})"
-        if not (self.root / path).resolve().is_relative_to(self.root):  # root is resolved by find_repo_root
+            return (
+                st,
+                f"too large ({st.st_size} bytes > max_file_bytes {self.settings.max_file_bytes})",
+            )
+        if (
+            not (self.root / path).resolve().is_relative_to(self.root)
+        ):  # root is resolved by find_repo_root
             return st, "inside a symlinked directory that leads out of the repo (not followed)"
         return st, None
 
-    def _batches(self, todo: list[tuple[str, os.stat_result | None, str | None]],
-                 known: dict[str, FileRecord]) -> Iterator[list[_Prepared]]:
+    def _batches(
+        self,
+        todo: list[tuple[str, os.stat_result | None, str | None]],
+        known: dict[str, FileRecord],
+    ) -> Iterator[list[_Prepared]]:
         batch: list[_Prepared] = []
         chunks = 0
         for path, st, reason in todo:
@@ -181,24 +223,44 @@ class Indexer:
         if batch:
             yield batch
 
-    def _prepare(self, path: str, st: os.stat_result | None, reason: str | None,
-                 old: FileRecord | None) -> _Prepared:
+    def _prepare(
+        self, path: str, st: os.stat_result | None, reason: str | None, old: FileRecord | None
+    ) -> _Prepared:
         size, mtime = (st.st_size, st.st_mtime_ns) if st else (0, 0)
         if reason:
             return _Prepared(FileRecord(path, size, mtime, "", "skipped", reason))
         try:
             data = (self.root / path).read_bytes()
         except OSError as exc:
-            return _Prepared(FileRecord(path, size, mtime, "", "skipped", f"unreadable: {exc.strerror}"))
+            return _Prepared(
+                FileRecord(path, size, mtime, "", "skipped", f"unreadable: {exc.strerror}")
+            )
         digest = hashlib.sha256(data).hexdigest()
         if old and old.sha256 == digest and old.status == "indexed":
-            return _Prepared(FileRecord(path, size, mtime, digest, old.status, old.reason, old.language,
-                                        old.chunks, old.redactions), touches_store=False)
+            return _Prepared(
+                FileRecord(
+                    path,
+                    size,
+                    mtime,
+                    digest,
+                    old.status,
+                    old.reason,
+                    old.language,
+                    old.chunks,
+                    old.redactions,
+                ),
+                touches_store=False,
+            )
         try:
             record, chunks = self._chunk(path, data)
-        except Exception as exc:  # one odd file must not stop the run; it is retried when it changes
+        except (
+            Exception
+        ) as exc:  # one odd file must not stop the run; it is retried when it changes
             log.warning("could not chunk %s: %s: %s", path, type(exc).__name__, exc)
-            record, chunks = ("skipped", f"could not be chunked ({type(exc).__name__})", "", 0, 0), []
+            record, chunks = (
+                ("skipped", f"could not be chunked ({type(exc).__name__})", "", 0, 0),
+                [],
+            )
         return _Prepared(FileRecord(path, size, mtime, digest, *record), chunks)
 
     def _chunk(self, path: str, data: bytes) -> tuple[tuple[str, str, str, int, int], list[Chunk]]:
@@ -235,7 +297,9 @@ class Indexer:
         stale = sorted(old_ids - set(chunks))
         if stale:
             self.store.delete(stale)
-        self.state.commit_files([p.record for p in batch], {p.record.path: p.chunks for p in touched})
+        self.state.commit_files(
+            [p.record for p in batch], {p.record.path: p.chunks for p in touched}
+        )
         for p in batch:
             self._tally(p, stats)
         stats.chunks_written += len(new)
@@ -284,4 +348,3 @@ def _utf8(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-

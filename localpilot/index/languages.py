@@ -18,11 +18,34 @@ else:  # pragma: no cover
 
 #: Text formats without a grammar: chunked by sections/paragraphs.
 TEXT_LANGUAGES = {
-    ".md": "markdown", ".markdown": "markdown", ".mdx": "markdown", ".rst": "rst", ".txt": "text",
-    ".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".ini": "ini", ".cfg": "ini",
-    ".html": "html", ".htm": "html", ".css": "css", ".scss": "css", ".sql": "sql", ".xml": "xml",
-    ".kt": "kotlin", ".swift": "swift", ".scala": "scala", ".lua": "lua", ".r": "r", ".pl": "perl",
-    ".dart": "dart", ".ex": "elixir", ".exs": "elixir", ".zig": "zig", ".proto": "protobuf",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".mdx": "markdown",
+    ".rst": "rst",
+    ".txt": "text",
+    ".toml": "toml",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+    ".ini": "ini",
+    ".cfg": "ini",
+    ".html": "html",
+    ".htm": "html",
+    ".css": "css",
+    ".scss": "css",
+    ".sql": "sql",
+    ".xml": "xml",
+    ".kt": "kotlin",
+    ".swift": "swift",
+    ".scala": "scala",
+    ".lua": "lua",
+    ".r": "r",
+    ".pl": "perl",
+    ".dart": "dart",
+    ".ex": "elixir",
+    ".exs": "elixir",
+    ".zig": "zig",
+    ".proto": "protobuf",
 }
 TEXT_NAMES = {"Dockerfile": "dockerfile", "Makefile": "make", "README": "text", "LICENSE": "text"}
 
@@ -49,7 +72,9 @@ def detect_language(path: str) -> str:
     """Language key for a repo path: a grammar name, a text format, or ``text``."""
     pure = PurePosixPath(path)
     suffix = pure.suffix.lower()
-    return _extensions().get(suffix) or TEXT_LANGUAGES.get(suffix) or TEXT_NAMES.get(pure.name, "text")
+    return (
+        _extensions().get(suffix) or TEXT_LANGUAGES.get(suffix) or TEXT_NAMES.get(pure.name, "text")
+    )
 
 
 def has_grammar(language: str) -> bool:

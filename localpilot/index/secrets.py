@@ -26,27 +26,36 @@ SKIPPED_PLUGINS = frozenset({"IPPublicDetector"})
 MIN_SECRET_CHARS = 4
 
 _PRIVATE_KEY_BLOCK = re.compile(
-    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)", re.S)
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
+    re.S,
+)
 # A line can hold a secret only if it has credentials in a URL or a keyword-detector word, or a long token with
 # a digit in it (a random 32-character base64 key has none with probability 0.1%).
 _WORDS = re.compile(
     r"://[^\s/]*:[^\s/]*@|api_?key|auth_?key|service_?key|account_?key|db_?key|database_?key|priv_?key|"
-    r"private_?key|client_?key|db_?pass|database_?pass|key_?pass|passw|pwd|secret|contrase", re.I)
+    r"private_?key|client_?key|db_?pass|database_?pass|key_?pass|passw|pwd|secret|contrase",
+    re.I,
+)
 _TOKEN = re.compile(r"[A-Za-z0-9+/=_\-.~]{16,}")
 _DIGIT = re.compile(r"\d")
 _SECRET_NAME = r"[\w.-]*(?:token|secret|passw|pwd|api_?key|auth_?key|access_?key|private_?key|credential)[\w.-]*"
 _ASSIGNED = re.compile(
     rf"(?i)(?:{_SECRET_NAME}[\"']?\s*(?::\s*[^=\n\"']{{1,24}}?\s*)?(?:=>|:=|=|:)\s*[\"'`]?|\bbearer\s+)"
-    r"([^\s\"'`,;()<>{}\[\]]+)")
+    r"([^\s\"'`,;()<>{}\[\]]+)"
+)
 _SECRET_WORD = re.compile(r"(?i)secret|passw|pwd|token|api_?key|auth|credential|private|bearer")
 _HASH_CONTEXT = re.compile(
     r"(?i)sha\d*|md5|blake|crc|hash|digest|checksum|integrity|etag|commit|revision|\brev\b|fingerprint|uuid|guid|"
-    r"nonce|salt|vector|expected")
+    r"nonce|salt|vector|expected"
+)
 _TEST_PATH = re.compile(
     r"(?i)(?:^|/)(?:tests?|testing|testdata|test_data|fixtures?|examples?|examplefiles|samples?|spec|__tests__|"
-    r"benchmarks?)/|(?:^|/)test_[^/]*$|_tests?\.[^/]+$|\.(?:test|spec)\.[^/]+$")
+    r"benchmarks?)/|(?:^|/)test_[^/]*$|_tests?\.[^/]+$|\.(?:test|spec)\.[^/]+$"
+)
 # Credentials in documentation URLs: ``user:pass@``, ``admin:password@``, ``:***@``.
-_PLACEHOLDER = re.compile(r"(?i)(?:pass(?:word|wd)?|pwd|secret|changeme|example|test|x{3,}|\*{3,})(?:%[0-9a-f]{2}.*)?$")
+_PLACEHOLDER = re.compile(
+    r"(?i)(?:pass(?:word|wd)?|pwd|secret|changeme|example|test|x{3,}|\*{3,})(?:%[0-9a-f]{2}.*)?$"
+)
 # A value found inside a token (a JWT's lazy third part) is cut out with the whole token around it.
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/=_\-.~]*")
 
@@ -84,9 +93,17 @@ def _keyword_patterns(suffix: str) -> Any:
 
     kind = determine_file_type(f"x{suffix}")
     patterns = dict(kw.REGEX_BY_FILETYPE.get(kind, kw.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP))
-    if kind not in {FileType.YAML, FileType.CONFIG, FileType.INI, FileType.PROPERTIES, FileType.TOML}:
+    if kind not in {
+        FileType.YAML,
+        FileType.CONFIG,
+        FileType.INI,
+        FileType.PROPERTIES,
+        FileType.TOML,
+    }:
         patterns.setdefault(kw.FOLLOWED_BY_COLON_EQUAL_SIGNS_REGEX, 4)
-        patterns.setdefault(kw.FOLLOWED_BY_EQUAL_SIGNS_OPTIONAL_BRACKETS_OPTIONAL_AT_SIGN_QUOTES_REQUIRED_REGEX, 6)
+        patterns.setdefault(
+            kw.FOLLOWED_BY_EQUAL_SIGNS_OPTIONAL_BRACKETS_OPTIONAL_AT_SIGN_QUOTES_REQUIRED_REGEX, 6
+        )
     return patterns
 
 
@@ -98,8 +115,11 @@ def _values(detector: Detector, line: str, keyword_patterns: Any) -> Iterator[st
     if isinstance(plugin, KeywordDetector):
         yield from plugin.analyze_string(line, denylist_regex_to_group=keyword_patterns)
     elif isinstance(plugin, HighEntropyStringsPlugin):
-        yield from (v for v in plugin.analyze_string(line)
-                    if plugin.calculate_shannon_entropy(v) > plugin.entropy_limit)
+        yield from (
+            v
+            for v in plugin.analyze_string(line)
+            if plugin.calculate_shannon_entropy(v) > plugin.entropy_limit
+        )
     else:
         yield from plugin.analyze_string(line)
 
@@ -119,14 +139,18 @@ def _is_false_positive(detector: Detector, value: str, line: str) -> bool:
 
     if len(value) < MIN_SECRET_CHARS or value not in line:
         return True
-    if _is_provider(detector):  # a provider's own token shape (ghp_, xoxb-, AKIA, eyJ): trusted as found
+    if _is_provider(
+        detector
+    ):  # a provider's own token shape (ghp_, xoxb-, AKIA, eyJ): trusted as found
         return detector.kind == "Basic Auth Credentials" and bool(_PLACEHOLDER.match(value))
     if heuristic.is_sequential_string(value) or heuristic.is_potential_uuid(value):
         return True
     if heuristic.is_templated_secret(value) or heuristic.is_not_alphanumeric_string(value):
         return True
     if isinstance(detector.plugin, KeywordDetector):
-        return heuristic.is_prefixed_with_dollar_sign(value) or heuristic.is_indirect_reference(line)
+        return heuristic.is_prefixed_with_dollar_sign(value) or heuristic.is_indirect_reference(
+            line
+        )
     return False
 
 
@@ -134,7 +158,9 @@ def _is_provider(detector: Detector) -> bool:
     from detect_secrets.plugins.base import RegexBasedDetector
     from detect_secrets.plugins.keyword import KeywordDetector
 
-    return isinstance(detector.plugin, RegexBasedDetector) and not isinstance(detector.plugin, KeywordDetector)
+    return isinstance(detector.plugin, RegexBasedDetector) and not isinstance(
+        detector.plugin, KeywordDetector
+    )
 
 
 def scan_line(line: str, path: str) -> list[tuple[str, str]]:
@@ -150,7 +176,11 @@ def scan_line(line: str, path: str) -> list[tuple[str, str]]:
             value = _grown(line, raw)
             if value and value not in found and not _is_false_positive(detector, value, line):
                 found[value] = _kind(detector.kind)
-    if found and all(k.endswith("high-entropy-string") for k in found.values()) and _data_not_secret(line, path):
+    if (
+        found
+        and all(k.endswith("high-entropy-string") for k in found.values())
+        and _data_not_secret(line, path)
+    ):
         found = {}
     for value in _assigned_values(line):
         found.setdefault(value, "secret-assignment")
@@ -172,8 +202,12 @@ def _looks_generated(value: str) -> bool:
     """12+ characters of high entropy with letters and two digits, or one digit and both letter cases."""
     digits = len(_DIGIT.findall(value))
     mixed = bool(re.search(r"[a-z]", value)) and bool(re.search(r"[A-Z]", value))
-    return len(value) >= 12 and (digits >= 2 or (digits == 1 and mixed)) and bool(re.search(r"[A-Za-z]", value)) \
+    return (
+        len(value) >= 12
+        and (digits >= 2 or (digits == 1 and mixed))
+        and bool(re.search(r"[A-Za-z]", value))
         and _entropy(value) >= 3.5
+    )
 
 
 def _keyword_false_positive(value: str, line: str) -> bool:
@@ -200,7 +234,9 @@ def _kind(secret_type: str) -> str:
 def redact(text: str, path: str = "") -> tuple[str, int]:
     """``text`` with every secret replaced by ``[REDACTED:kind]`` (line breaks kept), and how many were replaced.
     ``path`` picks the keyword detector's assignment patterns for the file's language."""
-    text, total = _PRIVATE_KEY_BLOCK.subn(lambda m: "[REDACTED:private-key]" + "\n" * m.group(0).count("\n"), text)
+    text, total = _PRIVATE_KEY_BLOCK.subn(
+        lambda m: "[REDACTED:private-key]" + "\n" * m.group(0).count("\n"), text
+    )
     lines = text.split("\n")
     for i, line in enumerate(lines):
         if secrets := scan_line(line, path):

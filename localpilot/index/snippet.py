@@ -10,7 +10,9 @@ from localpilot.index.secrets import redact
 from localpilot.paths import inside
 
 
-def read_snippet(root: Path, path: str, start: int = 1, end: int = 0, max_lines: int = 400) -> dict[str, Any]:
+def read_snippet(
+    root: Path, path: str, start: int = 1, end: int = 0, max_lines: int = 400
+) -> dict[str, Any]:
     """Lines ``start``..``end`` (1-based, inclusive; ``end`` 0: start+100) of ``path``. Raises LocalpilotError
     for a path outside the repository or one that is not a file."""
     full = inside(root, path)
@@ -22,4 +24,9 @@ def read_snippet(root: Path, path: str, start: int = 1, end: int = 0, max_lines:
     lines = redact(full.read_text(encoding="utf-8", errors="replace"), rel)[0].splitlines()
     start = max(1, int(start))
     end = min(len(lines), int(end) if end and int(end) >= start else start + 100, start + max_lines)
-    return {"path": rel, "start_line": start, "end_line": end, "text": "\n".join(lines[start - 1 : end])}
+    return {
+        "path": rel,
+        "start_line": start,
+        "end_line": end,
+        "text": "\n".join(lines[start - 1 : end]),
+    }

@@ -61,7 +61,15 @@ class ChunkRow:
 
     def chunk(self) -> Chunk:
         """The chunk this row records (its content hash keys the embedding cache)."""
-        return Chunk(self.path, self.start_line, self.end_line, self.language, self.symbol, self.kind, self.text)
+        return Chunk(
+            self.path,
+            self.start_line,
+            self.end_line,
+            self.language,
+            self.symbol,
+            self.kind,
+            self.text,
+        )
 
 
 @dataclass(frozen=True)
@@ -120,12 +128,16 @@ class IndexState:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             self.db.close()
-            raise StoreError(f"the index at {self.path.parent} was written by a newer localpilot (format "
-                             f"{version}, this one reads {SCHEMA_VERSION}): upgrade localpilot, or remove that "
-                             "directory to rebuild it")
+            raise StoreError(
+                f"the index at {self.path.parent} was written by a newer localpilot (format "
+                f"{version}, this one reads {SCHEMA_VERSION}): upgrade localpilot, or remove that "
+                "directory to rebuild it"
+            )
         if version != SCHEMA_VERSION:
-            self.db.executescript("DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS chunks; "
-                                  "DROP TABLE IF EXISTS lexical; DROP TABLE IF EXISTS meta;")
+            self.db.executescript(
+                "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS chunks; "
+                "DROP TABLE IF EXISTS lexical; DROP TABLE IF EXISTS meta;"
+            )
         self.db.executescript(SCHEMA)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -141,7 +153,8 @@ class IndexState:
         rows = self.db.execute(
             "SELECT path, size, mtime_ns, sha256, status, reason, language, chunks, redactions FROM files "
             "WHERE model=?",
-            (self.model,))
+            (self.model,),
+        )
         return {r[0]: FileRecord(*r) for r in rows}
 
     def summary(self) -> dict[str, Any]:
@@ -151,50 +164,85 @@ class IndexState:
         languages: dict[str, int] = {}
         for r in indexed:
             languages[r.language] = languages.get(r.language, 0) + 1
-        return {"files": len(indexed), "chunks": sum(r.chunks for r in indexed),
-                "languages": dict(sorted(languages.items(), key=lambda kv: -kv[1])),
-                "skipped": {r.path: r.reason for r in files if r.status == "skipped"},
-                "redactions": {r.path: r.redactions for r in indexed if r.redactions}}
+        return {
+            "files": len(indexed),
+            "chunks": sum(r.chunks for r in indexed),
+            "languages": dict(sorted(languages.items(), key=lambda kv: -kv[1])),
+            "skipped": {r.path: r.reason for r in files if r.status == "skipped"},
+            "redactions": {r.path: r.redactions for r in indexed if r.redactions},
+        }
 
     def counts(self) -> tuple[int, int]:
         """(files indexed, chunks) for status lines."""
-        row = self.db.execute("SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM files WHERE model=? AND "
-                              "status='indexed'", (self.model,)).fetchone()
+        row = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM files WHERE model=? AND "
+            "status='indexed'",
+            (self.model,),
+        ).fetchone()
         return int(row[0]), int(row[1])
 
-    def commit_files(self, records: Iterable[FileRecord], chunks: dict[str, list[Chunk]] | None = None,
-                     removed: Sequence[str] = ()) -> None:
+    def commit_files(
+        self,
+        records: Iterable[FileRecord],
+        chunks: dict[str, list[Chunk]] | None = None,
+        removed: Sequence[str] = (),
+    ) -> None:
         """In one transaction: record finished files, replace the chunks of the files in ``chunks``, and
         forget ``removed`` files with their chunks."""
         chunks = chunks or {}
         with self._tx():
             self.db.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [(self.model, r.path, r.size, r.mtime_ns, r.sha256, r.status, r.reason, r.language, r.chunks,
-                  r.redactions) for r in records])
+                [
+                    (
+                        self.model,
+                        r.path,
+                        r.size,
+                        r.mtime_ns,
+                        r.sha256,
+                        r.status,
+                        r.reason,
+                        r.language,
+                        r.chunks,
+                        r.redactions,
+                    )
+                    for r in records
+                ],
+            )
             self._drop_chunks([*chunks, *removed])
-            self.db.executemany("DELETE FROM files WHERE model=? AND path=?",
-                                [(self.model, p) for p in removed])
+            self.db.executemany(
+                "DELETE FROM files WHERE model=? AND path=?", [(self.model, p) for p in removed]
+            )
             for file_chunks in chunks.values():
                 for c in file_chunks:
                     self._add_chunk(c)
             self._bump_generation()
 
     def _bump_generation(self) -> None:
-        self.db.execute("INSERT INTO meta VALUES (?, 'generation', '1') ON CONFLICT (model, key) "
-                        "DO UPDATE SET value = CAST(value AS INTEGER) + 1", (self.model,))
+        self.db.execute(
+            "INSERT INTO meta VALUES (?, 'generation', '1') ON CONFLICT (model, key) "
+            "DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+            (self.model,),
+        )
 
     def generation(self) -> int:
         """Grows with every committed change to the chunks: the key of caches derived from them."""
-        row = self.db.execute("SELECT value FROM meta WHERE model=? AND key='generation'", (self.model,)).fetchone()
+        row = self.db.execute(
+            "SELECT value FROM meta WHERE model=? AND key='generation'", (self.model,)
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def _drop_chunks(self, paths: Sequence[str]) -> None:
         for start in range(0, len(paths), 500):
             part = list(paths[start : start + 500])
             marks = ",".join("?" * len(part))
-            rowids = [(r,) for (r,) in self.db.execute(
-                f"SELECT rowid FROM chunks WHERE model=? AND path IN ({marks})", (self.model, *part))]
+            rowids = [
+                (r,)
+                for (r,) in self.db.execute(
+                    f"SELECT rowid FROM chunks WHERE model=? AND path IN ({marks})",
+                    (self.model, *part),
+                )
+            ]
             self.db.executemany("DELETE FROM lexical WHERE rowid=?", rowids)
             self.db.executemany("DELETE FROM chunks WHERE rowid=?", rowids)
 
@@ -202,10 +250,27 @@ class IndexState:
         cur = self.db.execute(
             "INSERT INTO chunks (model, chunk_id, path, start_line, end_line, language, symbol, kind, text) "
             "VALUES (?,?,?,?,?,?,?,?,?)",
-            (self.model, c.chunk_id, c.path, c.start_line, c.end_line, c.language, c.symbol, c.kind, c.text))
-        self.db.execute("INSERT INTO lexical (rowid, path, symbol, body) VALUES (?,?,?,?)",
-                        (cur.lastrowid, " ".join(code_terms(c.path)), " ".join(code_terms(c.symbol)),
-                         " ".join(code_terms(c.text))))
+            (
+                self.model,
+                c.chunk_id,
+                c.path,
+                c.start_line,
+                c.end_line,
+                c.language,
+                c.symbol,
+                c.kind,
+                c.text,
+            ),
+        )
+        self.db.execute(
+            "INSERT INTO lexical (rowid, path, symbol, body) VALUES (?,?,?,?)",
+            (
+                cur.lastrowid,
+                " ".join(code_terms(c.path)),
+                " ".join(code_terms(c.symbol)),
+                " ".join(code_terms(c.text)),
+            ),
+        )
 
     def lexical(self, terms: Sequence[str], n: int) -> list[tuple[str, float]]:
         """Best ``n`` chunks for any of ``terms`` by BM25 (FTS5), as (chunk_id, score), higher is better."""
@@ -216,16 +281,21 @@ class IndexState:
         rows = self.db.execute(
             "SELECT c.chunk_id, bm25(lexical, ?, ?, ?) AS s FROM lexical JOIN chunks c ON c.rowid = lexical.rowid "
             "WHERE lexical MATCH ? AND c.model = ? ORDER BY s LIMIT ?",
-            (*LEXICAL_WEIGHTS, match, self.model, n))
+            (*LEXICAL_WEIGHTS, match, self.model, n),
+        )
         return [(cid, -float(score)) for cid, score in rows]
 
     def symbols(self) -> SymbolRows:
         """(chunk_id, symbol, path) of every chunk with the generation they belong to, for the symbol channel."""
         db = self.db
-        db.execute("BEGIN")  # one read transaction: the rows and their generation come from one snapshot
+        db.execute(
+            "BEGIN"
+        )  # one read transaction: the rows and their generation come from one snapshot
         try:
             generation = self.generation()
-            rows = tuple(db.execute("SELECT chunk_id, symbol, path FROM chunks WHERE model=?", (self.model,)))
+            rows = tuple(
+                db.execute("SELECT chunk_id, symbol, path FROM chunks WHERE model=?", (self.model,))
+            )
         finally:
             db.execute("COMMIT")
         return SymbolRows(generation, rows)
@@ -233,18 +303,35 @@ class IndexState:
     def symbol_info(self, name: str, limit: int = 8) -> dict[str, list[dict[str, Any]]]:
         """Chunks defining ``name`` (its last dotted part) and chunks whose text mentions it."""
         leaf = name.rsplit(".", 1)[-1]
-        defs = [{"path": r[0], "line": r[1], "symbol": r[2], "kind": r[3]} for r in self.db.execute(
-            "SELECT path, start_line, symbol, kind FROM chunks WHERE model=? AND (symbol=? OR symbol LIKE ?) "
-            "ORDER BY path, start_line LIMIT ?", (self.model, name, f"%.{leaf}", limit))]
+        defs = [
+            {"path": r[0], "line": r[1], "symbol": r[2], "kind": r[3]}
+            for r in self.db.execute(
+                "SELECT path, start_line, symbol, kind FROM chunks WHERE model=? AND (symbol=? OR symbol LIKE ?) "
+                "ORDER BY path, start_line LIMIT ?",
+                (self.model, name, f"%.{leaf}", limit),
+            )
+        ]
         where = {(d["path"], d["line"]) for d in defs}
         uses: list[dict[str, Any]] = []
         ids = [cid for cid, _ in self.lexical([leaf], limit * 4)]
         for row in self.chunk_rows(ids).values():
             for offset, line in enumerate(row.text.splitlines()):
-                if re.search(rf"\b{re.escape(leaf)}\b", line) and (row.path, row.start_line + offset) not in where:
-                    uses.append({"path": row.path, "line": row.start_line + offset, "text": line.strip()[:120]})
+                if (
+                    re.search(rf"\b{re.escape(leaf)}\b", line)
+                    and (row.path, row.start_line + offset) not in where
+                ):
+                    uses.append(
+                        {
+                            "path": row.path,
+                            "line": row.start_line + offset,
+                            "text": line.strip()[:120],
+                        }
+                    )
                     break
-        return {"definitions": defs, "usages": sorted(uses, key=lambda u: (u["path"], u["line"]))[:limit]}
+        return {
+            "definitions": defs,
+            "usages": sorted(uses, key=lambda u: (u["path"], u["line"]))[:limit],
+        }
 
     def chunk_rows(self, ids: Sequence[str]) -> dict[str, ChunkRow]:
         out: dict[str, ChunkRow] = {}
@@ -253,7 +340,9 @@ class IndexState:
             marks = ",".join("?" * len(part))
             rows = self.db.execute(
                 "SELECT chunk_id, path, start_line, end_line, language, symbol, kind, text FROM chunks "
-                f"WHERE model=? AND chunk_id IN ({marks})", (self.model, *part))
+                f"WHERE model=? AND chunk_id IN ({marks})",
+                (self.model, *part),
+            )
             out.update({r[0]: ChunkRow(*r) for r in rows})
         return out
 
@@ -263,8 +352,13 @@ class IndexState:
         for start in range(0, len(paths), 500):
             part = list(paths[start : start + 500])
             marks = ",".join("?" * len(part))
-            out.update(cid for (cid,) in self.db.execute(
-                f"SELECT chunk_id FROM chunks WHERE model=? AND path IN ({marks})", (self.model, *part)))
+            out.update(
+                cid
+                for (cid,) in self.db.execute(
+                    f"SELECT chunk_id FROM chunks WHERE model=? AND path IN ({marks})",
+                    (self.model, *part),
+                )
+            )
         return out
 
     def chunk_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -276,12 +370,18 @@ class IndexState:
 
     def chunk_ids_by_path(self) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
-        for path, cid in self.db.execute("SELECT path, chunk_id FROM chunks WHERE model=?", (self.model,)):
+        for path, cid in self.db.execute(
+            "SELECT path, chunk_id FROM chunks WHERE model=?", (self.model,)
+        ):
             out.setdefault(path, set()).add(cid)
         return out
 
     def chunk_count(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM chunks WHERE model=?", (self.model,)).fetchone()[0])
+        return int(
+            self.db.execute("SELECT count(*) FROM chunks WHERE model=?", (self.model,)).fetchone()[
+                0
+            ]
+        )
 
     def cached_vectors(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
@@ -289,19 +389,25 @@ class IndexState:
             part = list(hashes[start : start + 500])
             marks = ",".join("?" * len(part))
             rows = self.db.execute(
-                f"SELECT hash, vector FROM embeddings WHERE model=? AND hash IN ({marks})", (self.model, *part))
+                f"SELECT hash, vector FROM embeddings WHERE model=? AND hash IN ({marks})",
+                (self.model, *part),
+            )
             out.update({h: np.frombuffer(v, dtype=np.float32) for h, v in rows})
         return out
 
     def cache_vectors(self, vectors: dict[str, np.ndarray]) -> None:
         with self._tx():
-            self.db.executemany("INSERT OR REPLACE INTO embeddings VALUES (?,?,?)",
-                                [(self.model, h, np.asarray(v, np.float32).tobytes()) for h, v in vectors.items()])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?,?,?)",
+                [(self.model, h, np.asarray(v, np.float32).tobytes()) for h, v in vectors.items()],
+            )
 
     def set_meta(self, **values: object) -> None:
         with self._tx():
-            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?,?)",
-                                [(self.model, k, json.dumps(v)) for k, v in values.items()])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?,?,?)",
+                [(self.model, k, json.dumps(v)) for k, v in values.items()],
+            )
 
     def meta(self) -> dict[str, object]:
         rows = self.db.execute("SELECT key, value FROM meta WHERE model=?", (self.model,))
@@ -318,10 +424,14 @@ class _Connection:
 
     def __init__(self, path: Path) -> None:
         # check_same_thread=False only so that IndexState.close() and the thread's end may close it.
-        self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(
+            str(path), timeout=30, isolation_level=None, check_same_thread=False
+        )
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA secure_delete=ON")  # deleted chunk text is overwritten, not left in free pages
+        self.db.execute(
+            "PRAGMA secure_delete=ON"
+        )  # deleted chunk text is overwritten, not left in free pages
 
     def close(self) -> None:
         self.db.close()

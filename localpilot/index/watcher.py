@@ -32,8 +32,15 @@ class Watcher:
     """Calls ``on_change(paths)`` (repo-relative, never empty) after events settle, and ``on_change(set())``
     for each periodic sweep. ``mode`` is "inotify"/"fsevents"/... or "polling" once started."""
 
-    def __init__(self, root: Path, on_change: Callable[[set[str]], None], *, debounce: float = DEBOUNCE_S,
-                 sweep: float = SWEEP_S, ignore_dirs: tuple[str, ...] = (".git",)) -> None:
+    def __init__(
+        self,
+        root: Path,
+        on_change: Callable[[set[str]], None],
+        *,
+        debounce: float = DEBOUNCE_S,
+        sweep: float = SWEEP_S,
+        ignore_dirs: tuple[str, ...] = (".git",),
+    ) -> None:
         self.root, self.on_change = root.resolve(), on_change
         self.debounce, self.sweep, self.ignore_dirs = debounce, sweep, ignore_dirs
         self.mode = "stopped"
@@ -117,7 +124,9 @@ class Watcher:
         with self._cond:
             while not self._stop.is_set():
                 now = time.monotonic()
-                if self._pending and (now - self._last >= self.debounce or now - self._first >= MAX_WAIT_S):
+                if self._pending and (
+                    now - self._last >= self.debounce or now - self._first >= MAX_WAIT_S
+                ):
                     batch, self._pending, self._first = self._pending, set(), 0.0
                     return batch
                 if not self._pending and now >= next_sweep:
@@ -137,8 +146,12 @@ class Watcher:
 def _ignored_names(rel: str) -> bool:
     """Editor droppings and temp files that never deserve a run on their own."""
     name = rel.rsplit("/", 1)[-1]
-    return name.endswith(("~", ".swp", ".swx", ".swo", ".tmp", ".part")) or name.startswith(".#") or \
-        name == "4913" or name.endswith(".lock")
+    return (
+        name.endswith(("~", ".swp", ".swx", ".swo", ".tmp", ".part"))
+        or name.startswith(".#")
+        or name == "4913"
+        or name.endswith(".lock")
+    )
 
 
 def git_ignored(root: Path, paths: set[str]) -> set[str]:
@@ -147,7 +160,9 @@ def git_ignored(root: Path, paths: set[str]) -> set[str]:
     try:
         return GitRepo(root).check_ignore(paths, timeout=30)
     except LocalpilotError as exc:
-        log.debug("git check-ignore failed; treating %d path(s) as not ignored: %s", len(paths), exc)
+        log.debug(
+            "git check-ignore failed; treating %d path(s) as not ignored: %s", len(paths), exc
+        )
         return set()
 
 
@@ -158,7 +173,9 @@ class _Handler:
         self.watcher = watcher
 
     def dispatch(self, event: Any) -> None:
-        if event.event_type not in CHANGES:  # opened / closed_no_write: reads (git's own included), not changes
+        if (
+            event.event_type not in CHANGES
+        ):  # opened / closed_no_write: reads (git's own included), not changes
             return
         for attr in ("src_path", "dest_path"):
             path = getattr(event, attr, "")

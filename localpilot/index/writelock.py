@@ -31,7 +31,9 @@ def write_lock(index_dir: Path, root: Path, wait: float | None = None) -> Iterat
     thread of this process (None: as long as it takes). Raises IndexBusy."""
     lock = _thread_lock(index_dir)
     if not lock.acquire(timeout=-1 if wait is None else wait):
-        raise IndexBusy(f"the index of {root} is being written by another part of this process; try again")
+        raise IndexBusy(
+            f"the index of {root} is being written by another part of this process; try again"
+        )
     try:
         with _process_lock(index_dir, root):
             yield
@@ -48,8 +50,10 @@ def _process_lock(index_dir: Path, root: Path) -> Iterator[None]:
         except BlockingIOError as exc:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
-            raise IndexBusy(f"the index of {root} is being written by pid {holder}; "
-                            "wait for it to finish or stop it") from exc
+            raise IndexBusy(
+                f"the index of {root} is being written by pid {holder}; "
+                "wait for it to finish or stop it"
+            ) from exc
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))

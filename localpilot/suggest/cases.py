@@ -13,17 +13,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-NUMERIC = re.compile(r"\b(int|float|number|double|long|short|i8|i16|i32|i64|isize|u8|u16|u32|u64|usize|f32|f64|"
-                     r"decimal|Decimal|uint\d*|int\d+|float\d+)\b")
-NUMERIC_NAME = re.compile(r"^(n|i|k|count|size|limit|index|idx|attempts?|retries|timeout|delay|seconds|depth|"
-                          r"width|height|offset|level|port|(max|min|num)_?\w*|\w*_(count|size|limit|ms|s|secs))$",
-                          re.I)
+NUMERIC = re.compile(
+    r"\b(int|float|number|double|long|short|i8|i16|i32|i64|isize|u8|u16|u32|u64|usize|f32|f64|"
+    r"decimal|Decimal|uint\d*|int\d+|float\d+)\b"
+)
+NUMERIC_NAME = re.compile(
+    r"^(n|i|k|count|size|limit|index|idx|attempts?|retries|timeout|delay|seconds|depth|"
+    r"width|height|offset|level|port|(max|min|num)_?\w*|\w*_(count|size|limit|ms|s|secs))$",
+    re.I,
+)
 TEXT = re.compile(r"\b(str|string|String|&str|char|Text)\b")
-TEXT_NAME = re.compile(r"^(s|text|name|title|query|line|word|prefix|suffix|message|msg|label|key|url|uri|"
-                       r"\w*_(name|text|str))$", re.I)
+TEXT_NAME = re.compile(
+    r"^(s|text|name|title|query|line|word|prefix|suffix|message|msg|label|key|url|uri|"
+    r"\w*_(name|text|str))$",
+    re.I,
+)
 PATH_NAME = re.compile(r"^(path|file|filename|dir|directory|\w*_(path|file|dir))$", re.I)
-SEQUENCE = re.compile(r"(\b(list|List|Sequence|Iterable|Iterator|tuple|Tuple|set|Set|Vec|array|Array|Collection|"
-                      r"slice)\b|\[\]|\[\w*\]$)")
+SEQUENCE = re.compile(
+    r"(\b(list|List|Sequence|Iterable|Iterator|tuple|Tuple|set|Set|Vec|array|Array|Collection|"
+    r"slice)\b|\[\]|\[\w*\]$)"
+)
 MAPPING = re.compile(r"\b(dict|Dict|Mapping|map|Map|HashMap|Record|object)\b")
 BOOL = re.compile(r"\b(bool|boolean|Boolean)\b")
 OPTIONAL = re.compile(r"(\bOptional\b|\bNone\b|\| ?None|\bnull\b|\bundefined\b|\?$|^\*|\bOption<)")
@@ -65,19 +74,42 @@ def _python(source: str, name: str) -> Signature | None:
         tree = ast.parse(textwrap.dedent(source.replace("\r\n", "\n")))
     except SyntaxError:
         return None
-    node = next((n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                 and n.name == name), None)
+    node = next(
+        (
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+            and n.name == name
+        ),
+        None,
+    )
     if node is None:
         return None
     if isinstance(node, ast.ClassDef):
-        init = next((n for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                     and n.name == "__init__"), None)
+        init = next(
+            (
+                n
+                for n in node.body
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == "__init__"
+            ),
+            None,
+        )
         sig = _python_function(init, name) if init is not None else Signature(name)
-        sig.methods = [n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                       and not n.name.startswith("_")]
+        sig.methods = [
+            n.name
+            for n in node.body
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and not n.name.startswith("_")
+        ]
         if init is None:  # dataclass-style fields
-            sig.params = [Param(t.target.id, ast.unparse(t.annotation), ast.unparse(t.value) if t.value else None)
-                          for t in node.body if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)]
+            sig.params = [
+                Param(
+                    t.target.id,
+                    ast.unparse(t.annotation),
+                    ast.unparse(t.value) if t.value else None,
+                )
+                for t in node.body
+                if isinstance(t, ast.AnnAssign) and isinstance(t.target, ast.Name)
+            ]
         return sig
     return _python_function(node, name)
 
@@ -85,11 +117,21 @@ def _python(source: str, name: str) -> Signature | None:
 def _python_function(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> Signature:
     a = node.args
     positional = [*a.posonlyargs, *a.args]
-    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(a.defaults)
-    params = [Param(p.arg, ast.unparse(p.annotation) if p.annotation else "", ast.unparse(d) if d else None)
-              for p, d in zip(positional, defaults, strict=True)]
-    params += [Param(p.arg, ast.unparse(p.annotation) if p.annotation else "", ast.unparse(d) if d else None)
-               for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(a.defaults)) + list(
+        a.defaults
+    )
+    params = [
+        Param(
+            p.arg, ast.unparse(p.annotation) if p.annotation else "", ast.unparse(d) if d else None
+        )
+        for p, d in zip(positional, defaults, strict=True)
+    ]
+    params += [
+        Param(
+            p.arg, ast.unparse(p.annotation) if p.annotation else "", ast.unparse(d) if d else None
+        )
+        for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True)
+    ]
     if a.vararg:
         params.append(Param(a.vararg.arg, variadic=True))
     if a.kwarg:
@@ -108,8 +150,15 @@ def _python_function(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) ->
             branches += 1
         elif isinstance(n, (ast.Yield, ast.YieldFrom)):
             generator = True
-    return Signature(name, params, ast.unparse(node.returns) if node.returns else "", raises, branches,
-                     isinstance(node, ast.AsyncFunctionDef), generator)
+    return Signature(
+        name,
+        params,
+        ast.unparse(node.returns) if node.returns else "",
+        raises,
+        branches,
+        isinstance(node, ast.AsyncFunctionDef),
+        generator,
+    )
 
 
 def _generic(source: str, name: str, language: str) -> Signature:
@@ -118,12 +167,19 @@ def _generic(source: str, name: str, language: str) -> Signature:
     at = re.search(rf"(?<![\w$]){re.escape(name)}\s*(<[^(]*>)?\s*\(", text)
     if at is not None:
         inner, end = _balanced(text, at.end() - 1)
-        sig.params = [p for p in (_param(part, language) for part in _split_top(inner)) if p is not None]
+        sig.params = [
+            p for p in (_param(part, language) for part in _split_top(inner)) if p is not None
+        ]
         tail = text[end : end + 200].split("{", 1)[0]
         sig.returns = re.sub(r"^\s*(->|:)?\s*", "", tail).strip()
     body = text[at.end() if at else 0 :]
-    sig.raises = list(dict.fromkeys(re.findall(r"\bthrow\s+new\s+(\w+)", body) + re.findall(r"\braise\s+(\w+)", body)
-                                    + (["panic"] if re.search(r"\bpanic!?\(", body) else [])))
+    sig.raises = list(
+        dict.fromkeys(
+            re.findall(r"\bthrow\s+new\s+(\w+)", body)
+            + re.findall(r"\braise\s+(\w+)", body)
+            + (["panic"] if re.search(r"\bpanic!?\(", body) else [])
+        )
+    )
     if language == "go" and re.search(r"\berror\b", sig.returns):
         sig.raises.append("error")
     sig.branches = len(re.findall(r"\b(if|case|catch|rescue|elif|elsif|for|while)\b", body))
@@ -196,8 +252,13 @@ def cases(sig: Signature, kind: str) -> list[str]:
     else:
         out.append(f"a typical call{_with(sig.params)} gives the expected result")
     for exc in sig.raises:
-        out.append("the error path returns a non-nil error" if exc == "error" else
-                   "the panic case" if exc == "panic" else f"raises `{exc}` for bad input")
+        out.append(
+            "the error path returns a non-nil error"
+            if exc == "error"
+            else "the panic case"
+            if exc == "panic"
+            else f"raises `{exc}` for bad input"
+        )
     if sig.is_async:
         out.append("await it (an async test)")
     for p in sig.params:
@@ -229,8 +290,11 @@ def _param_cases(p: Param) -> list[str]:
         return [f"no `{name}` at all, and several"]
     if BOOL.search(outer) or (p.default in ("True", "False", "true", "false")):
         out.append(f"`{name}` true and false")
-    elif SEQUENCE.search(outer) or ann.startswith("[]") or (not ann and name.endswith("s") and len(name) > 3
-                                                            and not NUMERIC_NAME.match(name)):
+    elif (
+        SEQUENCE.search(outer)
+        or ann.startswith("[]")
+        or (not ann and name.endswith("s") and len(name) > 3 and not NUMERIC_NAME.match(name))
+    ):
         out.append(f"`{name}` empty, one item and many")
     elif MAPPING.search(outer):
         out.append(f"`{name}` empty and with a missing key")
@@ -263,10 +327,17 @@ def changed_cases(old: Signature, new: Signature, lines: Sequence[int]) -> list[
     after = {p.name: p for p in new.params}
     for name, p in after.items():
         if name not in before:
-            out.append(f"the new parameter `{name}`" + (f" (default {_short(p.default)})" if p.default else ""))
+            out.append(
+                f"the new parameter `{name}`"
+                + (f" (default {_short(p.default)})" if p.default else "")
+            )
         elif before[name].default != p.default and p.default is not None:
-            out.append(f"`{name}`'s new default {_short(p.default)} (was {_short(before[name].default or 'none')})")
-    out.extend(f"callers that still pass `{name}` (removed)" for name in before if name not in after)
+            out.append(
+                f"`{name}`'s new default {_short(p.default)} (was {_short(before[name].default or 'none')})"
+            )
+    out.extend(
+        f"callers that still pass `{name}` (removed)" for name in before if name not in after
+    )
     out.extend(f"the new `{e}` path" for e in new.raises if e not in old.raises)
     if new.returns != old.returns and new.returns:
         out.append(f"the new return type `{_short(new.returns, 40)}`")
@@ -285,7 +356,9 @@ def _ranges(lines: Sequence[int]) -> str:
             spans[-1][1] = n
         else:
             spans.append([n, n])
-    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans[:4]) + (" …" if len(spans) > 4 else "")
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in spans[:4]) + (
+        " …" if len(spans) > 4 else ""
+    )
 
 
 def snake(name: str) -> str:
@@ -328,7 +401,9 @@ def target_file(path: str, language: str, files: set[str]) -> str:
     if language == "rust":
         return f"{path} (#[cfg(test)] mod tests)"
     if language == "java":
-        return str(PurePosixPath(path.replace("src/main/", "src/test/", 1)).with_name(f"{stem}Test.java"))
+        return str(
+            PurePosixPath(path.replace("src/main/", "src/test/", 1)).with_name(f"{stem}Test.java")
+        )
     if language == "ruby":
         return f"spec/{stem}_spec.rb" if has("spec/") else f"test/test_{stem}.rb"
     if language == "c_sharp":
@@ -352,4 +427,6 @@ def run_command(language: str, ids: Sequence[str]) -> str | None:
 
 
 def _shell(text: str) -> str:
-    return text if re.fullmatch(r"[\w@%+=:,./-]+", text) else "'" + text.replace("'", "'\"'\"'") + "'"
+    return (
+        text if re.fullmatch(r"[\w@%+=:,./-]+", text) else "'" + text.replace("'", "'\"'\"'") + "'"
+    )

@@ -18,14 +18,36 @@ from localpilot.suggest.git import Snapshot
 from localpilot.suggest.symbols import SymbolChange, decode, innermost, outline
 
 TEST_DIRS = {"test", "tests", "__tests__", "spec", "specs", "testing"}
-NOT_TEST_DIRS = {"fixtures", "fixture", "testdata", "test_data", "__snapshots__", "snapshots", "data", "resources"}
+NOT_TEST_DIRS = {
+    "fixtures",
+    "fixture",
+    "testdata",
+    "test_data",
+    "__snapshots__",
+    "snapshots",
+    "data",
+    "resources",
+}
 _TEST_NAME = re.compile(
     r"^(test_.+\.py|.+_test\.py|conftest\.py|.+_test\.go|.+\.(test|spec)\.[cm]?[jt]sx?|.+_(spec|test)\.rb|test_.+\.rb"
-    r"|.+Tests?\.(java|kt|cs|php|scala|swift)|.+_test\.(c|cc|cpp|rs|ex|exs)|test_.+\.(c|cc|cpp)|.+\.bats)$")
+    r"|.+Tests?\.(java|kt|cs|php|scala|swift)|.+_test\.(c|cc|cpp|rs|ex|exs)|test_.+\.(c|cc|cpp)|.+\.bats)$"
+)
 #: Where ``git grep`` looks; :func:`is_test_path` has the last word.
-TEST_PATHSPECS = tuple(f":(glob){g}" for g in (
-    "**/test_*", "**/*_test.*", "**/*_spec.*", "**/*.test.*", "**/*.spec.*", "**/*Test.*", "**/*Tests.*",
-    "**/conftest.py", "**/*.bats", *(f"**/{d}/**" for d in sorted(TEST_DIRS))))
+TEST_PATHSPECS = tuple(
+    f":(glob){g}"
+    for g in (
+        "**/test_*",
+        "**/*_test.*",
+        "**/*_spec.*",
+        "**/*.test.*",
+        "**/*.spec.*",
+        "**/*Test.*",
+        "**/*Tests.*",
+        "**/conftest.py",
+        "**/*.bats",
+        *(f"**/{d}/**" for d in sorted(TEST_DIRS)),
+    )
+)
 #: Member names that stand for their class (constructors): their tests name the class.
 CONSTRUCTORS = {"__init__", "__new__", "constructor", "new", "initialize", "__post_init__"}
 
@@ -36,7 +58,9 @@ def is_test_path(path: str) -> bool:
     dirs = {p.lower() for p in pure.parts[:-1]}
     if dirs & NOT_TEST_DIRS:
         return False
-    return bool(_TEST_NAME.match(pure.name)) or (bool(dirs & TEST_DIRS) and detect_language(path) != "text")
+    return bool(_TEST_NAME.match(pure.name)) or (
+        bool(dirs & TEST_DIRS) and detect_language(path) != "text"
+    )
 
 
 @dataclass
@@ -64,8 +88,12 @@ def search_words(change: SymbolChange) -> tuple[str, str | None]:
     return s.short, None
 
 
-def find_tests(snapshot: Snapshot, changes: Sequence[SymbolChange], state: Any = None,
-               extra_tests: Sequence[str] = ()) -> tuple[dict[int, list[TestRef]], str]:
+def find_tests(
+    snapshot: Snapshot,
+    changes: Sequence[SymbolChange],
+    state: Any = None,
+    extra_tests: Sequence[str] = (),
+) -> tuple[dict[int, list[TestRef]], str]:
     """Tests referring to each change (keyed by position in ``changes``), and how they were found."""
     wanted = [(i, *search_words(c)) for i, c in enumerate(changes) if not is_test_path(c.path)]
     if not wanted:
@@ -82,7 +110,9 @@ def find_tests(snapshot: Snapshot, changes: Sequence[SymbolChange], state: Any =
     found = _match(contents, wanted)
     missing = [w for w in words if not any(w == word and i in found for i, word, _ in wanted)]
     if missing:  # the index may be stale: confirm every negative against the snapshot itself
-        grep = {p: ln for p, ln in snapshot.grep(missing, TEST_PATHSPECS).items() if is_test_path(p)}
+        grep = {
+            p: ln for p, ln in snapshot.grep(missing, TEST_PATHSPECS).items() if is_test_path(p)
+        }
         new = sorted(set(grep) - set(contents))
         if new:
             contents.update(_texts(snapshot, new))
@@ -109,7 +139,9 @@ def _texts(snapshot: Snapshot, paths: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _match(contents: dict[str, str], wanted: Sequence[tuple[int, str, str | None]]) -> dict[int, list[TestRef]]:
+def _match(
+    contents: dict[str, str], wanted: Sequence[tuple[int, str, str | None]]
+) -> dict[int, list[TestRef]]:
     found: dict[int, list[TestRef]] = {}
     outlines: dict[str, list[Any]] = {}
     for path, text in sorted(contents.items()):

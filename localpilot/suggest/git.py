@@ -58,9 +58,13 @@ class Snapshot:
 
     def contents(self, changes: list[FileChange]) -> dict[tuple[str, str], bytes]:
         """("old" | "new", path) -> bytes for each change, in one batch per side (files too big left out)."""
-        blobs = self.git.cat_blobs([c.old_oid for c in changes if c.old_oid] +
-                                   [c.new_oid for c in changes if c.new_oid], MAX_FILE_BYTES)
-        from_disk = self.read_many([c.path for c in changes if c.new_oid is None and c.status != "D"])
+        blobs = self.git.cat_blobs(
+            [c.old_oid for c in changes if c.old_oid] + [c.new_oid for c in changes if c.new_oid],
+            MAX_FILE_BYTES,
+        )
+        from_disk = self.read_many(
+            [c.path for c in changes if c.new_oid is None and c.status != "D"]
+        )
         out: dict[tuple[str, str], bytes] = {}
         for c in changes:
             old = blobs.get(c.old_oid or "")
@@ -86,7 +90,9 @@ class Snapshot:
             self._entries = self.entries()
         oids = {p: self._entries[p] for p in paths if self._entries.get(p)}
         blobs = self.git.cat_blobs(oids.values(), MAX_FILE_BYTES)
-        out = {p: blobs[o] for p, o in oids.items() if o in blobs and len(blobs[o]) <= MAX_FILE_BYTES}
+        out = {
+            p: blobs[o] for p, o in oids.items() if o in blobs and len(blobs[o]) <= MAX_FILE_BYTES
+        }
         for p in paths:
             if p in self._entries and not self._entries[p]:
                 data = _read_disk(self.git.root, p)
@@ -116,7 +122,7 @@ class Snapshot:
                 continue
             path = os.fsdecode(parts[0])
             if prefix and path.startswith(prefix):
-                path = path[len(prefix):]
+                path = path[len(prefix) :]
             out.setdefault(path, []).append(int(parts[1]))
         return out
 
@@ -131,8 +137,20 @@ class StagedSnapshot(Snapshot):
 
     def changes(self) -> list[FileChange]:
         base = ["HEAD"] if self.git.has_head() else []
-        return _parse_raw(self.git.out("diff", "--cached", "--raw", "-z", "-M", "--no-abbrev", "--no-ext-diff",
-                                       "--ignore-submodules=none", *base), worktree=False)
+        return _parse_raw(
+            self.git.out(
+                "diff",
+                "--cached",
+                "--raw",
+                "-z",
+                "-M",
+                "--no-abbrev",
+                "--no-ext-diff",
+                "--ignore-submodules=none",
+                *base,
+            ),
+            worktree=False,
+        )
 
     def entries(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -158,8 +176,12 @@ class RangeSnapshot(Snapshot):
         self.label = f"{base}..{head}"
 
     def changes(self) -> list[FileChange]:
-        return _parse_raw(self.git.out("diff", "--raw", "-z", "-M", "--no-abbrev", "--no-ext-diff", self.base,
-                                       self.head), worktree=False)
+        return _parse_raw(
+            self.git.out(
+                "diff", "--raw", "-z", "-M", "--no-abbrev", "--no-ext-diff", self.base, self.head
+            ),
+            worktree=False,
+        )
 
     def entries(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -190,15 +212,27 @@ class WorktreeSnapshot(Snapshot):
     def changes(self) -> list[FileChange]:
         if self.base is None:
             files = self.files()
-            wanted = [p for p in files if any(p == q or p.startswith(q.rstrip("/") + "/") or q in ("", ".")
-                                              for q in self.paths)]
+            wanted = [
+                p
+                for p in files
+                if any(
+                    p == q or p.startswith(q.rstrip("/") + "/") or q in ("", ".")
+                    for q in self.paths
+                )
+            ]
             return [FileChange(path=p, status="A", new_mode="100644") for p in wanted]
-        return _parse_raw(self.git.out("diff", "--raw", "-z", "-M", "--no-abbrev", "--no-ext-diff", self.base),
-                          worktree=True)
+        return _parse_raw(
+            self.git.out("diff", "--raw", "-z", "-M", "--no-abbrev", "--no-ext-diff", self.base),
+            worktree=True,
+        )
 
     def entries(self) -> dict[str, str]:
         res = self.git.out("ls-files", "-z", "--cached", "--others", "--exclude-standard")
-        return {os.fsdecode(p): "" for p in res.split(b"\0") if p and (self.git.root / os.fsdecode(p)).is_file()}
+        return {
+            os.fsdecode(p): ""
+            for p in res.split(b"\0")
+            if p and (self.git.root / os.fsdecode(p)).is_file()
+        }
 
     def grep_args(self) -> list[str]:
         return ["--untracked"]
@@ -232,8 +266,15 @@ def _parse_raw(raw: bytes, worktree: bool) -> list[FileChange]:
         else:
             old = new = os.fsdecode(fields[i + 1])
             i += 2
-        out.append(FileChange(path=new, status=letter, old_path=old if letter in "RC" else None,
-                              old_oid=None if old_oid == ZERO_OID else old_oid,
-                              new_oid=None if (new_oid == ZERO_OID or worktree) else new_oid,
-                              old_mode=old_mode, new_mode=new_mode))
+        out.append(
+            FileChange(
+                path=new,
+                status=letter,
+                old_path=old if letter in "RC" else None,
+                old_oid=None if old_oid == ZERO_OID else old_oid,
+                new_oid=None if (new_oid == ZERO_OID or worktree) else new_oid,
+                old_mode=old_mode,
+                new_mode=new_mode,
+            )
+        )
     return out

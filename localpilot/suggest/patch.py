@@ -17,7 +17,9 @@ _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 class FilePatch:
     old_path: str | None  # None: the patch creates the file
     new_path: str | None  # None: the patch deletes it
-    hunks: list[tuple[int, list[str], list[str]]] = field(default_factory=list)  # (old start, old lines, new lines)
+    hunks: list[tuple[int, list[str], list[str]]] = field(
+        default_factory=list
+    )  # (old start, old lines, new lines)
 
 
 def parse(diff: str) -> list[FilePatch]:
@@ -64,7 +66,9 @@ def _path(header: str) -> str | None:
     return name[2:] if name[:2] in ("a/", "b/") else name
 
 
-def apply(text: str, hunks: list[tuple[int, list[str], list[str]]], reverse: bool = False) -> str | None:
+def apply(
+    text: str, hunks: list[tuple[int, list[str], list[str]]], reverse: bool = False
+) -> str | None:
     """``text`` with the hunks applied (each found near its line number, as patch does); None if one does not fit."""
     lines = text.split("\n")
     offset = 0
@@ -83,7 +87,8 @@ def _locate(lines: list[str], block: list[str], guess: int) -> int | None:
     for delta in range(len(lines) + 1):
         for at in (guess - delta, guess + delta) if delta else (guess,):
             if 0 <= at <= len(lines) - len(block) and all(
-                    lines[at + k].rstrip("\r") == norm[k] for k in range(len(block))):
+                lines[at + k].rstrip("\r") == norm[k] for k in range(len(block))
+            ):
                 return at
     return None
 
@@ -121,12 +126,27 @@ class DiffSnapshot(WorktreeSnapshot):
         else:
             self.notes.append(f"{path}: the diff does not apply to the work tree, left out")
             return
-        status = "A" if old is None else "D" if new is None else "R" if fp.old_path != fp.new_path else "M"
+        status = (
+            "A"
+            if old is None
+            else "D"
+            if new is None
+            else "R"
+            if fp.old_path != fp.new_path
+            else "M"
+        )
         for side, text in (("old", old), ("new", new)):
             if text is not None and len(text) <= MAX_FILE_BYTES:
                 self._texts[(side, path)] = text.encode("utf-8")
-        self._changes.append(FileChange(path=path, status=status, old_path=fp.old_path if status == "R" else None,
-                                        new_mode="100644", old_mode="100644"))
+        self._changes.append(
+            FileChange(
+                path=path,
+                status=status,
+                old_path=fp.old_path if status == "R" else None,
+                new_mode="100644",
+                old_mode="100644",
+            )
+        )
 
     def changes(self) -> list[FileChange]:
         return list(self._changes)
@@ -149,7 +169,9 @@ class DiffSnapshot(WorktreeSnapshot):
         return out
 
 
-def change_of(root: Path, path: str | None = None, diff: str | None = None) -> DiffSnapshot | WorktreeSnapshot:
+def change_of(
+    root: Path, path: str | None = None, diff: str | None = None
+) -> DiffSnapshot | WorktreeSnapshot:
     """The change a tool asks about: a unified ``diff`` against the work tree, or every function and class of
     the file or directory ``path``."""
     git = Git(root)

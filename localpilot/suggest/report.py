@@ -35,7 +35,9 @@ class Suggestion:
     private: bool = False
     test_name: str = ""  # a new test to write (untested symbols)
     target: str = ""  # where it would go
-    cases: list[str] = field(default_factory=list)  # what to check (new test, or added to the existing ones)
+    cases: list[str] = field(
+        default_factory=list
+    )  # what to check (new test, or added to the existing ones)
     run: str | None = None  # a command running the existing tests
     code: str = ""  # the symbol's source, for the model
     example_path: str | None = None  # the repo's test file shown to the model as the style example
@@ -47,11 +49,24 @@ class Suggestion:
         return not self.tests and self.status != "removed"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "language": self.language, "symbol": self.symbol, "kind": self.kind,
-                "status": self.status, "start_line": self.start, "end_line": self.end, "changed_lines": self.lines,
-                "private": self.private, "tested": bool(self.tests), "tests": [t.to_dict() for t in self.tests],
-                "run": self.run, "test_name": self.test_name or None, "target": self.target or None,
-                "cases": self.cases, "skeleton": self.skeleton}
+        return {
+            "path": self.path,
+            "language": self.language,
+            "symbol": self.symbol,
+            "kind": self.kind,
+            "status": self.status,
+            "start_line": self.start,
+            "end_line": self.end,
+            "changed_lines": self.lines,
+            "private": self.private,
+            "tested": bool(self.tests),
+            "tests": [t.to_dict() for t in self.tests],
+            "run": self.run,
+            "test_name": self.test_name or None,
+            "target": self.target or None,
+            "cases": self.cases,
+            "skeleton": self.skeleton,
+        }
 
 
 @dataclass
@@ -60,7 +75,9 @@ class TestReport:
 
     source: str  # staged | A..B | REV..work tree | work tree
     suggestions: list[Suggestion] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # files left out and why (binary, submodule, ...)
+    notes: list[str] = field(
+        default_factory=list
+    )  # files left out and why (binary, submodule, ...)
     test_changes: list[str] = field(default_factory=list)  # tests the change itself adds or edits
     files: int = 0
     found_by: str = "git grep"
@@ -71,10 +88,17 @@ class TestReport:
         return [s for s in self.suggestions if s.untested and not s.private]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "files": self.files, "found_by": self.found_by,
-                "symbols": [s.to_dict() for s in self.suggestions], "notes": self.notes,
-                "test_changes": self.test_changes, "more": self.more, "seconds": round(self.seconds, 3),
-                "untested": [f"{s.path}::{s.symbol}" for s in self.untested_public()]}
+        return {
+            "source": self.source,
+            "files": self.files,
+            "found_by": self.found_by,
+            "symbols": [s.to_dict() for s in self.suggestions],
+            "notes": self.notes,
+            "test_changes": self.test_changes,
+            "more": self.more,
+            "seconds": round(self.seconds, 3),
+            "untested": [f"{s.path}::{s.symbol}" for s in self.untested_public()],
+        }
 
 
 def build_report(snapshot: Snapshot, state: Any = None) -> TestReport:
@@ -86,7 +110,9 @@ def build_report(snapshot: Snapshot, state: Any = None) -> TestReport:
     report.notes.extend(snapshot.notes)
     report.files = len(changes)
     if len(changes) > MAX_FILES:
-        report.notes.append(f"{len(changes) - MAX_FILES} more changed files not analysed (over {MAX_FILES})")
+        report.notes.append(
+            f"{len(changes) - MAX_FILES} more changed files not analysed (over {MAX_FILES})"
+        )
         changes = changes[:MAX_FILES]
     texts = _contents(snapshot, changes)
     symbol_level: list[SymbolChange] = []
@@ -95,15 +121,27 @@ def build_report(snapshot: Snapshot, state: Any = None) -> TestReport:
         if c.status == "R":
             report.notes.append(f"{c.old_path} renamed to {c.path}")
         if (c.old_oid and old is None and c.status != "A") or (c.status != "D" and new is None):
-            why = "binary" if texts.get(("why", c.path)) == "binary" else f"over {MAX_FILE_BYTES // 1000} kB"
+            why = (
+                "binary"
+                if texts.get(("why", c.path)) == "binary"
+                else f"over {MAX_FILE_BYTES // 1000} kB"
+            )
             report.notes.append(f"{c.path}: {why}, not analysed")
             continue
-        symbol_level.extend(symbol_changes(c.path, old if c.status != "A" else None, new if c.status != "D" else None,
-                                           c.old_path))
+        symbol_level.extend(
+            symbol_changes(
+                c.path,
+                old if c.status != "A" else None,
+                new if c.status != "D" else None,
+                c.old_path,
+            )
+        )
     for sc in symbol_level:
         if is_test_path(sc.path) and sc.status != "removed":
             report.test_changes.append(f"{sc.path}::{sc.symbol.name}")
-    kept = _fold_members([sc for sc in symbol_level if not is_test_path(sc.path) and sc.symbol.kind in TESTABLE])
+    kept = _fold_members(
+        [sc for sc in symbol_level if not is_test_path(sc.path) and sc.symbol.kind in TESTABLE]
+    )
     if len(kept) > MAX_SUGGESTIONS:
         report.more = len(kept) - MAX_SUGGESTIONS
         kept = kept[:MAX_SUGGESTIONS]
@@ -118,8 +156,13 @@ def build_report(snapshot: Snapshot, state: Any = None) -> TestReport:
     examples: dict[str, str | None] = {}
     outlines: dict[str, list[Symbol]] = {}
     for i, sc in enumerate(kept):
-        s = _suggestion(sc, found.get(i, []), texts.get(("new", sc.path)) or texts.get(("old", sc.path)) or "",
-                        texts.get(("old", sc.path)), whole)
+        s = _suggestion(
+            sc,
+            found.get(i, []),
+            texts.get(("new", sc.path)) or texts.get(("old", sc.path)) or "",
+            texts.get(("old", sc.path)),
+            whole,
+        )
         if s.untested and s.status != "removed":
             related = [p for p, _ in by_source.get(sc.path, Counter()).most_common()]
             s.test_name = casing.test_name(sc.symbol.name, s.kind, sc.language)
@@ -193,10 +236,20 @@ def _with_owner(sc: SymbolChange, text: str, outlines: dict[str, list[Symbol]]) 
 
 def _fold_members(changes: list[SymbolChange]) -> list[SymbolChange]:
     """A new class is one suggestion: its new members are its cases, not suggestions of their own."""
-    added_containers = {(c.path, c.symbol.name) for c in changes if c.status == "added" and c.symbol.kind in
-                        ("class", "struct")}
-    return [c for c in changes if not (c.symbol.parent and (c.path, c.symbol.parent) in added_containers
-                                       and c.status == "added")]
+    added_containers = {
+        (c.path, c.symbol.name)
+        for c in changes
+        if c.status == "added" and c.symbol.kind in ("class", "struct")
+    }
+    return [
+        c
+        for c in changes
+        if not (
+            c.symbol.parent
+            and (c.path, c.symbol.parent) in added_containers
+            and c.status == "added"
+        )
+    ]
 
 
 def _private(name: str, language: str) -> bool:
@@ -208,14 +261,25 @@ def _private(name: str, language: str) -> bool:
     return short.startswith(("_", "#"))
 
 
-def _suggestion(sc: SymbolChange, tests: list[TestRef], new_text: str, old_text: str | None,
-                whole: bool) -> Suggestion:
+def _suggestion(
+    sc: SymbolChange, tests: list[TestRef], new_text: str, old_text: str | None, whole: bool
+) -> Suggestion:
     sym = sc.symbol
     text = new_text if sc.status != "removed" else (old_text or "")
     code = "\n".join(text.split("\n")[sym.start - 1 : sym.end])
-    s = Suggestion(path=sc.path, language=sc.language, symbol=sym.name, kind=sym.kind,
-                   status="present" if whole else sc.status, start=sym.start, end=sym.end, lines=sc.lines,
-                   tests=tests, private=_private(sym.name, sc.language), code=code)
+    s = Suggestion(
+        path=sc.path,
+        language=sc.language,
+        symbol=sym.name,
+        kind=sym.kind,
+        status="present" if whole else sc.status,
+        start=sym.start,
+        end=sym.end,
+        lines=sc.lines,
+        tests=tests,
+        private=_private(sym.name, sc.language),
+        code=code,
+    )
     if sc.status == "removed":
         return s
     new_sig = casing.signature(code, sym.short, sc.language)
@@ -224,7 +288,9 @@ def _suggestion(sc: SymbolChange, tests: list[TestRef], new_text: str, old_text:
         s.run = casing.run_command(sc.language, ids)
         if sc.status == "modified" and sc.old is not None and old_text is not None:
             old_code = "\n".join(old_text.split("\n")[sc.old.start - 1 : sc.old.end])
-            s.cases = casing.changed_cases(casing.signature(old_code, sym.short, sc.language), new_sig, sc.lines)
+            s.cases = casing.changed_cases(
+                casing.signature(old_code, sym.short, sc.language), new_sig, sc.lines
+            )
     else:
         s.cases = casing.cases(new_sig, sym.kind)
     return s

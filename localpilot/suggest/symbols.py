@@ -26,7 +26,9 @@ class Symbol:
     kind: str  # function, method, class, ...
     start: int  # 1-based first line (decorators and doc comments above included)
     end: int  # 1-based last line, members included
-    own: set[int] = field(default_factory=set)  # lines that belong to it and not to a nested definition
+    own: set[int] = field(
+        default_factory=set
+    )  # lines that belong to it and not to a nested definition
 
     @property
     def short(self) -> str:
@@ -61,14 +63,18 @@ def outline(path: str, text: str, language: str | None = None) -> list[Symbol]:
             s.kind = c.kind
         s.own.update(range(c.start_line, c.end_line + 1))
         s.start, s.end = min(s.start, c.start_line), max(s.end, c.end_line)
-    top_kinds = {c.symbol: c.kind for c in chunk_file(path, text, language, _unlimited, 1 << 30) if c.symbol}
+    top_kinds = {
+        c.symbol: c.kind for c in chunk_file(path, text, language, _unlimited, 1 << 30) if c.symbol
+    }
     for s in symbols.values():  # a container's extent covers its members
         for other in symbols.values():
             if other.name.startswith(s.name + "."):
                 s.start, s.end = min(s.start, other.start), max(s.end, other.end)
     for s in symbols.values():
         if s.kind in _NO_KIND:
-            s.kind = top_kinds.get(s.name, "class") if top_kinds.get(s.name) not in _NO_KIND else "class"
+            s.kind = (
+                top_kinds.get(s.name, "class") if top_kinds.get(s.name) not in _NO_KIND else "class"
+            )
         parent = symbols.get(s.parent)
         if s.kind == "function" and parent is not None and parent.kind in _CONTAINER_KINDS:
             s.kind = "method"
@@ -89,7 +95,9 @@ def changed_lines(old: str, new: str) -> tuple[set[int], set[int]]:
     a, b = old.split("\n"), new.split("\n")
     touched: set[int] = set()
     deleted_at: set[int] = set()
-    for op, _i1, _i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=len(a) > 2000).get_opcodes():
+    for op, _i1, _i2, j1, j2 in difflib.SequenceMatcher(
+        None, a, b, autojunk=len(a) > 2000
+    ).get_opcodes():
         if op in ("replace", "insert"):
             touched.update(range(j1 + 1, j2 + 1))
         elif op == "delete":
@@ -109,8 +117,12 @@ class SymbolChange:
     lines: list[int] = field(default_factory=list)  # changed lines of the new version
 
 
-def symbol_changes(path: str, old_text: str | None, new_text: str | None, old_path: str | None = None,
-                   ) -> list[SymbolChange]:
+def symbol_changes(
+    path: str,
+    old_text: str | None,
+    new_text: str | None,
+    old_path: str | None = None,
+) -> list[SymbolChange]:
     """Definitions of ``path`` that differ between the two versions (None: the file is new / deleted)."""
     language = detect_language(path if new_text is not None else (old_path or path))
     if not has_grammar(language):
@@ -137,10 +149,20 @@ def symbol_changes(path: str, old_text: str | None, new_text: str | None, old_pa
         for s in new_syms:
             if s.name in hit:
                 old = old_by_name.get(s.name)
-                out.append(SymbolChange(path, language, "modified" if old else "added", s, old,
-                                        sorted(set(hit[s.name]))))
+                out.append(
+                    SymbolChange(
+                        path,
+                        language,
+                        "modified" if old else "added",
+                        s,
+                        old,
+                        sorted(set(hit[s.name])),
+                    )
+                )
     for s in old_syms:
-        if s.name not in new_names and not (s.parent and s.parent not in new_names and s.parent in old_by_name):
+        if s.name not in new_names and not (
+            s.parent and s.parent not in new_names and s.parent in old_by_name
+        ):
             out.append(SymbolChange(path, language, "removed", s, s))
     return out
 

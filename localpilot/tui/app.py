@@ -23,7 +23,16 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Footer, Input, Markdown, OptionList, ProgressBar, Static, TabbedContent, TabPane
+from textual.widgets import (
+    Footer,
+    Input,
+    Markdown,
+    OptionList,
+    ProgressBar,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
@@ -46,10 +55,12 @@ class Commands(Provider):
         app = self.app
         assert isinstance(app, LocalpilotApp)
         entries: list[tuple[str, Callable[[], Any]]] = [
-                   ("Re-index the repository", app.action_reindex), ("Switch model", app.action_pick_model),
-                   ("New conversation (clear chat)", app.action_new_conversation),
-                   ("Search mode", partial(app.action_show_tab, "search")),
-                   ("Chat mode", partial(app.action_show_tab, "chat"))]
+            ("Re-index the repository", app.action_reindex),
+            ("Switch model", app.action_pick_model),
+            ("New conversation (clear chat)", app.action_new_conversation),
+            ("Search mode", partial(app.action_show_tab, "search")),
+            ("Chat mode", partial(app.action_show_tab, "chat")),
+        ]
         matcher = self.matcher(query)
         for name, action in entries:
             score = matcher.match(name)
@@ -72,8 +83,14 @@ class LocalpilotApp(App[None]):
         Binding("ctrl+e", "open_editor", "Editor"),
     ]
 
-    def __init__(self, assistant: Assistant | None, *, index_on_start: bool = True, error: str = "",
-                 watch: bool = True) -> None:
+    def __init__(
+        self,
+        assistant: Assistant | None,
+        *,
+        index_on_start: bool = True,
+        error: str = "",
+        watch: bool = True,
+    ) -> None:
         super().__init__()
         self.watch_files = watch
         self.assistant = assistant
@@ -127,7 +144,9 @@ class LocalpilotApp(App[None]):
     # --- status ---------------------------------------------------------------------------------------------
 
     def refresh_status(self) -> None:
-        self.query_one("#status", Static).update(Text(self.status_line(), no_wrap=True, overflow="ellipsis"))
+        self.query_one("#status", Static).update(
+            Text(self.status_line(), no_wrap=True, overflow="ellipsis")
+        )
 
     def status_line(self) -> str:
         a = self.assistant
@@ -142,8 +161,10 @@ class LocalpilotApp(App[None]):
         where = f"/{loaded.info().get('backend', '?')}" if loaded is not None else ""
         index = self.indexing or f"{files} files {chunks} chunks"
         watch = self.watcher.mode if self.watcher is not None else "off"
-        return (f"{a.root.name}  {index}  watch:{watch}  {Path(a.settings.embedder).name}  {llm}{where}  "
-                f"last:{self.last_expert}")
+        return (
+            f"{a.root.name}  {index}  watch:{watch}  {Path(a.settings.embedder).name}  {llm}{where}  "
+            f"last:{self.last_expert}"
+        )
 
     # --- chat -----------------------------------------------------------------------------------------------
 
@@ -163,7 +184,9 @@ class LocalpilotApp(App[None]):
         log.mount(Static(Text(f"> {question}"), classes="question"), answer_md, meta)
         log.scroll_end(animate=False)
         self.cancel = threading.Event()
-        self.run_worker(partial(self._answer, question, answer_md, meta, self.cancel), thread=True, group="ask")
+        self.run_worker(
+            partial(self._answer, question, answer_md, meta, self.cancel), thread=True, group="ask"
+        )
 
     def _answer(self, question: str, md: Markdown, meta: Static, cancel: threading.Event) -> None:
         pending, flushed = "", time.monotonic()
@@ -179,8 +202,12 @@ class LocalpilotApp(App[None]):
                 elif event.kind == "done" and event.answer is not None:
                     self.call_from_thread(self._done, event.answer, md, meta, cancel.is_set())  # type: ignore[arg-type]
         except IndexMissing:
-            self.call_from_thread(self._failed, meta, "the index is not ready yet: wait for indexing to finish "
-                                  "(progress at the top) or press Ctrl+R to index")
+            self.call_from_thread(
+                self._failed,
+                meta,
+                "the index is not ready yet: wait for indexing to finish "
+                "(progress at the top) or press Ctrl+R to index",
+            )
         except LocalpilotError as exc:
             self.call_from_thread(self._failed, meta, str(exc))
         finally:
@@ -194,10 +221,18 @@ class LocalpilotApp(App[None]):
         await md.update(answer.text + ("\n\n*(stopped)*" if stopped else ""))
         self.last_expert = answer.expert
         t = answer.timings
-        took = f"ttft {t.get('ttft_ms', 0) / 1000:.1f}s · {t.get('gen_tokens_per_s', 0):.0f} tok/s" \
-            if answer.model else f"{t.get('retrieve_ms', 0) / 1000:.1f}s"
-        meta.update(Text(f"{answer.model.rsplit('/', 1)[-1] or 'search'} · {answer.expert}: {answer.reason} · "
-                         f"{took}" + (f" · {len(answer.left_out)} snippets did not fit" if answer.left_out else "")))
+        took = (
+            f"ttft {t.get('ttft_ms', 0) / 1000:.1f}s · {t.get('gen_tokens_per_s', 0):.0f} tok/s"
+            if answer.model
+            else f"{t.get('retrieve_ms', 0) / 1000:.1f}s"
+        )
+        meta.update(
+            Text(
+                f"{answer.model.rsplit('/', 1)[-1] or 'search'} · {answer.expert}: {answer.reason} · "
+                f"{took}"
+                + (f" · {len(answer.left_out)} snippets did not fit" if answer.left_out else "")
+            )
+        )
         if answer.expert == "search":
             spans = [(h.path, h.start_line, h.end_line) for h in answer.hits]
         else:
@@ -244,7 +279,9 @@ class LocalpilotApp(App[None]):
         try:
             hits = await asyncio.to_thread(self.assistant.search, query, 20)
         except IndexMissing:
-            self.notify("the index is not ready yet: wait for indexing to finish", severity="warning")
+            self.notify(
+                "the index is not ready yet: wait for indexing to finish", severity="warning"
+            )
             return
         except LocalpilotError as exc:
             self.notify(str(exc), title="localpilot", severity="error", timeout=12)
@@ -255,12 +292,23 @@ class LocalpilotApp(App[None]):
         self.hits = hits
         view = self.query_one("#hits", OptionList)
         view.clear_options()
-        view.add_options([Option(Text.assemble((f"{h.path}:{h.start_line}-{h.end_line}", "bold"),
-                                               f"  {h.symbol}" if h.symbol else "", (f"  {h.score:.2f}", "dim")))
-                          for h in hits])
+        view.add_options(
+            [
+                Option(
+                    Text.assemble(
+                        (f"{h.path}:{h.start_line}-{h.end_line}", "bold"),
+                        f"  {h.symbol}" if h.symbol else "",
+                        (f"  {h.score:.2f}", "dim"),
+                    )
+                )
+                for h in hits
+            ]
+        )
         if hits:
             view.highlighted = 0
-            self.query_one("#search-preview", Preview).show(hits[0].path, hits[0].start_line, hits[0].end_line)
+            self.query_one("#search-preview", Preview).show(
+                hits[0].path, hits[0].start_line, hits[0].end_line
+            )
 
     @on(OptionList.OptionHighlighted, "#hits")
     def preview_hit(self, event: OptionList.OptionHighlighted) -> None:
@@ -320,7 +368,9 @@ class LocalpilotApp(App[None]):
         def progress(p: Any) -> None:
             if worker.is_cancelled:
                 raise _Cancelled
-            self.indexing = f"indexing {p.files_done}/{p.files_total} files · {p.chunks_done} chunks"
+            self.indexing = (
+                f"indexing {p.files_done}/{p.files_total} files · {p.chunks_done} chunks"
+            )
             self.call_from_thread(bar.update, total=max(p.files_total, 1), progress=p.files_done)
             self.call_from_thread(self.refresh_status)
 
@@ -331,13 +381,18 @@ class LocalpilotApp(App[None]):
             self.call_from_thread(self.notify, stats.summary(), title="index up to date")
             if self.watch_files and self.watcher is None and not worker.is_cancelled:
                 self.watcher = self.assistant.watch(  # type: ignore[union-attr]
-                    lambda _stats: self.call_from_thread(self.refresh_status))
+                    lambda _stats: self.call_from_thread(self.refresh_status)
+                )
         except _Cancelled:
             return
         except IndexBusy as exc:
-            self.call_from_thread(self.notify, f"{exc}; searching the index as it is", severity="warning")
+            self.call_from_thread(
+                self.notify, f"{exc}; searching the index as it is", severity="warning"
+            )
         except LocalpilotError as exc:
-            self.call_from_thread(self.notify, str(exc), title="indexing failed", severity="error", timeout=20)
+            self.call_from_thread(
+                self.notify, str(exc), title="indexing failed", severity="error", timeout=20
+            )
         finally:
             self.indexing = ""
             if not worker.is_cancelled:
@@ -349,10 +404,15 @@ class LocalpilotApp(App[None]):
             return
         from localpilot.experts.registry import list_llms
 
-        installed = [(s.name, f"{s.family} {s.quantization} ({s.role})")
-                     for s in list_llms(self.assistant.settings.models_dir) if s.installed]
+        installed = [
+            (s.name, f"{s.family} {s.quantization} ({s.role})")
+            for s in list_llms(self.assistant.settings.models_dir)
+            if s.installed
+        ]
         if not installed:
-            self.notify("no code model is installed: run `localpilot models install`", severity="error")
+            self.notify(
+                "no code model is installed: run `localpilot models install`", severity="error"
+            )
             return
         self.push_screen(ModelPicker(installed, self.assistant.settings.llm), self._picked)
 
@@ -374,6 +434,10 @@ class LocalpilotApp(App[None]):
 
     def _current_target(self) -> tuple[str, int] | None:
         search = self.query_one(TabbedContent).active == "search"
-        items = [(h.path, h.start_line) for h in self.hits] if search else [(p, s) for p, s, _ in self.sources]
+        items = (
+            [(h.path, h.start_line) for h in self.hits]
+            if search
+            else [(p, s) for p, s, _ in self.sources]
+        )
         index = self.query_one("#hits" if search else "#sources", OptionList).highlighted
         return items[index] if index is not None and 0 <= index < len(items) else None

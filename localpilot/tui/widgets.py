@@ -37,14 +37,25 @@ class Preview(VerticalScroll):
         body = self.query_one("#preview-body", Static)
         full = inside(self.root, path)
         if full is None or not full.is_file():
-            self.content = Text(f"{path} is not a file in this repository (moved or deleted?)", style="italic")
+            self.content = Text(
+                f"{path} is not a file in this repository (moved or deleted?)", style="italic"
+            )
             body.update(self.content)
             return
-        code = redact(full.read_text(encoding="utf-8", errors="replace"), path)[0]  # as the index holds it
+        code = redact(full.read_text(encoding="utf-8", errors="replace"), path)[
+            0
+        ]  # as the index holds it
         last = code.count("\n") + 1
-        syntax = Syntax(code, Syntax.guess_lexer(str(full), code[:4000]), line_numbers=True, theme="ansi_dark",
-                        line_range=(max(1, start - CONTEXT_BEFORE), min(last, end + CONTEXT_AFTER)),
-                        highlight_lines=set(range(start, end + 1)), word_wrap=False, background_color="default")
+        syntax = Syntax(
+            code,
+            Syntax.guess_lexer(str(full), code[:4000]),
+            line_numbers=True,
+            theme="ansi_dark",
+            line_range=(max(1, start - CONTEXT_BEFORE), min(last, end + CONTEXT_AFTER)),
+            highlight_lines=set(range(start, end + 1)),
+            word_wrap=False,
+            background_color="default",
+        )
         self.content = Group(Text(f"{path}:{start}-{end}", style="bold"), syntax)
         body.update(self.content)
         self.shown = (path, start, end)
@@ -63,8 +74,10 @@ class ModelPicker(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Answer with which model?  (Enter picks, Esc closes)")
-            options = [Option(f"{'● ' if name == self.current else '  '}{name}  {desc}", id=name)
-                       for name, desc in self.models]
+            options = [
+                Option(f"{'● ' if name == self.current else '  '}{name}  {desc}", id=name)
+                for name, desc in self.models
+            ]
             yield OptionList(*options, id="models")
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -79,8 +79,12 @@ def dev_mrr(model, data: dict, max_length: int) -> float:
     model.eval()
     pool = [f["passage"] for f in data["dev_pool"]]
     queries = [data["dev_pool"][i]["query"] for i in data["dev_queries"]]
-    pv = torch.cat([encode(model, pool[s:s + 64], max_length, False) for s in range(0, len(pool), 64)])
-    qv = torch.cat([encode(model, queries[s:s + 64], 64, False) for s in range(0, len(queries), 64)])
+    pv = torch.cat(
+        [encode(model, pool[s : s + 64], max_length, False) for s in range(0, len(pool), 64)]
+    )
+    qv = torch.cat(
+        [encode(model, queries[s : s + 64], 64, False) for s in range(0, len(queries), 64)]
+    )
     order = torch.argsort(-(qv @ pv.T), dim=1)[:, :10].numpy()
     total = 0.0
     for row, pos in zip(order, data["dev_queries"], strict=True):
@@ -91,21 +95,30 @@ def dev_mrr(model, data: dict, max_length: int) -> float:
 
 
 def save(model, out: Path, meta: dict) -> None:
-    model.max_seq_length = 256  # what localpilot embeds chunks with (encode() sets it per call while training)
+    model.max_seq_length = (
+        256  # what localpilot embeds chunks with (encode() sets it per call while training)
+    )
     model.save(str(out))
     from safetensors.torch import load_file, save_file
 
     weights = out / "model.safetensors"
-    save_file({k: v.half().contiguous() for k, v in load_file(str(weights)).items()}, str(weights),
-              metadata={"format": "pt"})
+    save_file(
+        {k: v.half().contiguous() for k, v in load_file(str(weights)).items()},
+        str(weights),
+        metadata={"format": "pt"},
+    )
     config = json.loads((out / "config.json").read_text())
-    config["dtype"] = "float32"  # stored in float16, loaded and run in float32 unless asked otherwise
+    config["dtype"] = (
+        "float32"  # stored in float16, loaded and run in float32 unless asked otherwise
+    )
     config.pop("torch_dtype", None)
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (out / "training_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
 
 
-def hard_negatives(data: dict, batch: list[int], args: argparse.Namespace, rng: random.Random) -> list[str]:
+def hard_negatives(
+    data: dict, batch: list[int], args: argparse.Namespace, rng: random.Random
+) -> list[str]:
     """--hard passages per query from the miner's top 20 (ranks --hard-from.., never the positive or a passage
     whose query is the same), or none when the data is not mined."""
     if not args.hard or "train_top" not in data:
@@ -113,7 +126,11 @@ def hard_negatives(data: dict, batch: list[int], args: argparse.Namespace, rng: 
     pool, out = data["train_pool"], []
     for i in batch:
         query = pool[i]["query"].lower()
-        cands = [j for j in data["train_top"][i][args.hard_from:] if j != i and pool[j]["query"].lower() != query]
+        cands = [
+            j
+            for j in data["train_top"][i][args.hard_from :]
+            if j != i and pool[j]["query"].lower() != query
+        ]
         out.extend(pool[j]["passage"] for j in rng.sample(cands, min(args.hard, len(cands))))
     return out
 
@@ -132,22 +149,32 @@ def train(args: argparse.Namespace, data: dict) -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     warm = max(1, int(steps * 0.05))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+        opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
+    )
     curve = [{"step": 0, "dev_mrr10": dev_mrr(model, data, args.max_length), "minutes": 0.0}]
-    log.info("step 0: dev MRR@10 %.4f (%d train pairs, %d steps of %d)", curve[0]["dev_mrr10"], len(pairs),
-             steps, args.batch)
+    log.info(
+        "step 0: dev MRR@10 %.4f (%d train pairs, %d steps of %d)",
+        curve[0]["dev_mrr10"],
+        len(pairs),
+        steps,
+        args.batch,
+    )
     best = curve[0]["dev_mrr10"]
     started, losses = time.time(), []
     for step in range(1, steps + 1):
         start = (args.offset + (step - 1) * args.batch) % len(pairs)
-        batch = pairs[start:start + args.batch]
+        batch = pairs[start : start + args.batch]
         passages = [pool[i]["passage"] for i in batch] + hard_negatives(data, batch, args, rng)
         q = encode(model, [pool[i]["query"] for i in batch], 64, True)
         p = encode(model, passages, args.max_length, True)
-        sims = q @ p.T * args.scale  # each query against every passage of the batch, its hard negatives included
+        sims = (
+            q @ p.T * args.scale
+        )  # each query against every passage of the batch, its hard negatives included
         labels = torch.arange(len(batch))
-        loss = (torch.nn.functional.cross_entropy(sims, labels)
-                + torch.nn.functional.cross_entropy(sims[:, :len(batch)].T, labels)) / 2
+        loss = (
+            torch.nn.functional.cross_entropy(sims, labels)
+            + torch.nn.functional.cross_entropy(sims[:, : len(batch)].T, labels)
+        ) / 2
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -156,18 +183,38 @@ def train(args: argparse.Namespace, data: dict) -> dict:
         losses.append(float(loss.detach()))
         minutes = (time.time() - started) / 60
         if step % args.log_every == 0:
-            log.info("step %d: loss %.4f (%.1f s/step)", step, np.mean(losses[-args.log_every:]), minutes * 60 / step)
+            log.info(
+                "step %d: loss %.4f (%.1f s/step)",
+                step,
+                np.mean(losses[-args.log_every :]),
+                minutes * 60 / step,
+            )
         last = step == steps or minutes >= args.minutes
         if step % args.eval_every == 0 or last:
             mrr = dev_mrr(model, data, args.max_length)
-            curve.append({"step": step, "pairs": step * args.batch, "loss": float(np.mean(losses[-50:])),
-                          "dev_mrr10": mrr, "minutes": round(minutes, 2)})
+            curve.append(
+                {
+                    "step": step,
+                    "pairs": step * args.batch,
+                    "loss": float(np.mean(losses[-50:])),
+                    "dev_mrr10": mrr,
+                    "minutes": round(minutes, 2),
+                }
+            )
             log.info("step %d: dev MRR@10 %.4f (best %.4f)", step, mrr, best)
             Path(args.curve).write_text(json.dumps(curve, indent=2) + "\n")
             if mrr > best:
                 best = mrr
-                save(model, Path(args.out), {"base": "all-MiniLM-L6-v2", "curve": curve, "args": vars(args),
-                                             "data": data["stats"]})
+                save(
+                    model,
+                    Path(args.out),
+                    {
+                        "base": "all-MiniLM-L6-v2",
+                        "curve": curve,
+                        "args": vars(args),
+                        "data": data["stats"],
+                    },
+                )
         if last:
             break
     return {"best_dev_mrr10": best, "base_dev_mrr10": curve[0]["dev_mrr10"], "steps": step}
@@ -178,15 +225,27 @@ BF16 = True
 
 def main(argv: list[str] | None = None) -> None:
     global BF16
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--minutes", type=float, default=30.0, help="training time budget")
     ap.add_argument("--steps", type=int, default=0, help="schedule length (0 = one epoch)")
-    ap.add_argument("--offset", type=int, default=0,
-                    help="first pair to train on (continue a run from --base on pairs it has not seen)")
+    ap.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        help="first pair to train on (continue a run from --base on pairs it has not seen)",
+    )
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--hard", type=int, default=0, help="hard negatives per query (needs --mined data)")
-    ap.add_argument("--hard-from", type=int, default=3, help="skip the miner's first ranks (likely positives)")
-    ap.add_argument("--mined", default=None, help="data mined by train.py --miner (json.gz with train_top)")
+    ap.add_argument(
+        "--hard", type=int, default=0, help="hard negatives per query (needs --mined data)"
+    )
+    ap.add_argument(
+        "--hard-from", type=int, default=3, help="skip the miner's first ranks (likely positives)"
+    )
+    ap.add_argument(
+        "--mined", default=None, help="data mined by train.py --miner (json.gz with train_top)"
+    )
     ap.add_argument("--lr", type=float, default=5e-5)
     ap.add_argument("--scale", type=float, default=20.0)
     ap.add_argument("--max-length", type=int, default=160)
@@ -204,7 +263,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(HERE / "code-minilm"))
     ap.add_argument("--curve", default=str(HERE / "learning_curve.json"))
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
+    )
     torch.set_num_threads(args.threads)
     BF16 = not args.fp32
     if args.base is None:

@@ -42,7 +42,9 @@ def corpus_files() -> list[Path]:
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return [path for _, _, _, path in module.iter_sources() if path.stat().st_size <= MAX_FILE_BYTES]
+    return [
+        path for _, _, _, path in module.iter_sources() if path.stat().st_size <= MAX_FILE_BYTES
+    ]
 
 
 def read_texts(files: list[Path]) -> list[str]:
@@ -58,13 +60,17 @@ def read_texts(files: list[Path]) -> list[str]:
 def count_tokens(tok, texts: list[str], vocab_size: int, batch: int = 256) -> np.ndarray:
     counts = np.zeros(vocab_size, dtype=np.int64)
     for start in range(0, len(texts), batch):
-        for ids in tok(texts[start:start + batch], add_special_tokens=False)["input_ids"]:
+        for ids in tok(texts[start : start + batch], add_special_tokens=False)["input_ids"]:
             counts += np.bincount(np.asarray(ids, dtype=np.int64), minlength=vocab_size)
     return counts
 
 
-def kept_ids(vocab: list[str], counts: np.ndarray, min_count: int, special_ids: set[int]) -> list[int]:
-    first_real = min(i for i, t in enumerate(vocab) if i not in special_ids and not t.startswith("[unused"))
+def kept_ids(
+    vocab: list[str], counts: np.ndarray, min_count: int, special_ids: set[int]
+) -> list[int]:
+    first_real = min(
+        i for i, t in enumerate(vocab) if i not in special_ids and not t.startswith("[unused")
+    )
     keep = set(range(first_real)) | special_ids
     keep |= {i for i, t in enumerate(vocab) if len(t.removeprefix("##")) == 1}
     keep |= {int(i) for i in np.nonzero(counts >= min_count)[0]}
@@ -99,16 +105,25 @@ def check(src: Path, dst: Path, texts: list[str]) -> dict[str, float]:
 
     old, new = AutoTokenizer.from_pretrained(src), AutoTokenizer.from_pretrained(dst)
     same = sum(old.tokenize(t) == new.tokenize(t) for t in texts)
-    return {"sample_texts": len(texts), "identically_tokenized": round(same / max(1, len(texts)), 4)}
+    return {
+        "sample_texts": len(texts),
+        "identically_tokenized": round(same / max(1, len(texts)), 4),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("src", type=Path)
     ap.add_argument("dst", type=Path)
-    ap.add_argument("--min-count", type=int, default=1, help="keep tokens the corpus produces this often")
+    ap.add_argument(
+        "--min-count", type=int, default=1, help="keep tokens the corpus produces this often"
+    )
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(message)s", datefmt="%H:%M:%S"
+    )
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -118,13 +133,22 @@ def main(argv: list[str] | None = None) -> None:
     started = time.time()
     texts = read_texts(corpus_files())
     counts = count_tokens(tok, texts, len(vocab))
-    log.info("tokenized %d files (%.0f MB) in %.0f s; %d distinct tokens", len(texts),
-             sum(map(len, texts)) / 1e6, time.time() - started, int((counts > 0).sum()))
+    log.info(
+        "tokenized %d files (%.0f MB) in %.0f s; %d distinct tokens",
+        len(texts),
+        sum(map(len, texts)) / 1e6,
+        time.time() - started,
+        int((counts > 0).sum()),
+    )
     keep = kept_ids(vocab, counts, args.min_count, set(tok.all_special_ids))
     stats = write_model(args.src, args.dst, keep, vocab)
     sample = [line for t in texts[::40] for line in t.splitlines()[:200] if line.strip()]
-    stats.update(check(args.src, args.dst, sample), min_count=args.min_count, corpus_files=len(texts),
-                 size_mb=round((args.dst / "model.safetensors").stat().st_size / 1e6, 1))
+    stats.update(
+        check(args.src, args.dst, sample),
+        min_count=args.min_count,
+        corpus_files=len(texts),
+        size_mb=round((args.dst / "model.safetensors").stat().st_size / 1e6, 1),
+    )
     meta_path = args.dst / "training_meta.json"
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
