@@ -80,12 +80,28 @@ class Retriever:
         if not query or k <= 0:
             return SearchResult([])
         started = time.perf_counter()
+        return self.rank(query, self.channels(query), k, explain, use_reranker, started)
+
+    def channels(self, query: str) -> dict[str, Ranked]:
+        """Each channel's candidates for a cleaned query: vector, lexical (FTS5 BM25) and symbol names."""
         terms = query_terms(query)[:MAX_QUERY_TERMS]
-        channels = {
+        return {
             "vector": self.vector(query),
             "lexical": self.state.lexical(terms, self.config.depth),
             "symbol": self._symbols.search(self.state, terms, self.config.depth),
         }
+
+    def rank(
+        self,
+        query: str,
+        channels: dict[str, Ranked],
+        k: int = 10,
+        explain: bool = False,
+        use_reranker: bool = True,
+        started: float | None = None,
+    ) -> SearchResult:
+        """Fuse ``channels`` with this retriever's config, cap hits per file, rerank the top and order."""
+        started = time.perf_counter() if started is None else started
         fused = (fuse if self.config.fusion == "rrf" else fuse_scores)(
             channels, self.config.weights
         )

@@ -1,0 +1,113 @@
+"""Tune the retriever's channel weights and rerank blend on dev packages, never on evaluation ones.
+
+Dev corpus: sdists that are neither installed here (so not in the embedder's or reranker's training data),
+nor in ``retrieval.py``'s evaluation set (requests, attrs, flask), nor reserved (``../shared/reserved-
+packages.txt``: ``_corpus.fetch_sdist`` refuses those by name). Same queries and hit rule as ``retrieval.py``.
+
+Each query's channels are computed once and each (query, chunk) reranker score once; every grid point then
+runs ``Retriever.rank`` itself, so the numbers are exactly what ``Assistant.search`` would return with those
+settings. The shipped setting is printed beside the best, from the same run.
+
+Usage: .venv/bin/python bench/tune_retrieval.py [--max-queries 400] [--out bench/results-tuning.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import logging
+import random
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _corpus import build_corpus
+from retrieval import first_hit, metrics, parse_packages
+
+log = logging.getLogger("bench.tune_retrieval")
+DEV_PACKAGES = ["bottle==0.13.4", "itsdangerous==2.2.0", "cachetools==8.0.2", "pyparsing==3.3.3"]
+LEXICAL = (0.0, 0.05, 0.1, 0.2, 0.3)
+SYMBOL = (0.0, 0.05, 0.1)
+BLEND = (0.5, 1.0, 2.0, 4.0)
+
+
+class CachedReranker:
+    """The real reranker, each (query, text) scored once across the grid."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.memo = inner, {}
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        todo = [t for t in dict.fromkeys(texts) if (query, t) not in self.memo]
+        if todo:
+            self.memo.update(
+                zip(((query, t) for t in todo), self.inner.score(query, todo), strict=True)
+            )
+        return [self.memo[(query, t)] for t in texts]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packages", nargs="+", default=DEV_PACKAGES)
+    ap.add_argument("--max-queries", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with tempfile.TemporaryDirectory(prefix="lp-tune-") as tmp:
+        report = tune(Path(tmp), parse_packages(args.packages), args.max_queries, args.seed)
+    report["packages"] = args.packages
+    print(json.dumps({k: v for k, v in report.items() if k != "grid"}, indent=2))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+def tune(work: Path, packages: dict[str, str], max_queries: int, seed: int) -> dict[str, Any]:
+    from localpilot.config import load_settings
+    from localpilot.retrieve import clean_query
+    from localpilot.service import Assistant
+
+    corpus = build_corpus(work / "repo", packages)
+    pool = sorted(corpus.targets(), key=lambda f: f.key)
+    targets = random.Random(seed).sample(pool, min(max_queries, len(pool)))
+    with Assistant(work / "repo", load_settings(work / "repo", cache_dir=work / "cache")) as a:
+        log.info("index: %s", a.index().summary())
+        retriever = a.retriever
+        retriever.reranker = CachedReranker(retriever.reranker)
+        shipped = retriever.config
+        queries = [clean_query(t.query or "") for t in targets]
+        channels = [retriever.channels(q) for q in queries]
+
+        def score(lexical: float, symbol: float, blend: float) -> dict[str, float]:
+            weights = {**shipped.weights, "lexical": lexical, "symbol": symbol}
+            retriever.config = dataclasses.replace(shipped, weights=weights, rerank_blend=blend)
+            ranks = []
+            for q, ch, t in zip(queries, channels, targets, strict=True):
+                hits = retriever.rank(q, ch, 10).hits
+                ranks.append(first_hit([(h.path, h.start_line, h.end_line) for h in hits], t))
+            return metrics(ranks, 10)
+
+        grid = [
+            {"lexical": lx, "symbol": sy, "blend": bl, **score(lx, sy, bl)}
+            for lx, sy, bl in itertools.product(LEXICAL, SYMBOL, BLEND)
+        ]
+        retriever.config = shipped
+    now = {"lexical": shipped.weights["lexical"], "symbol": shipped.weights["symbol"]}
+    current = next(
+        g
+        for g in grid
+        if (g["lexical"], g["symbol"], g["blend"])
+        == (now["lexical"], now["symbol"], shipped.rerank_blend)
+    )
+    best = max(grid, key=lambda g: (round(g["mrr@10"], 3), g["r@10"]))
+    return {"queries": len(targets), "shipped": current, "best": best, "grid": grid}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
