@@ -289,19 +289,30 @@ def _index_with_progress(assistant: Any) -> Any:
 
     started = [0.0]
     columns = (
-        TextColumn("indexing"),
+        TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("files"),
-        TextColumn("{task.fields[chunks]} chunks · {task.fields[rate]:.1f} chunks/s"),
+        TextColumn("{task.fields[unit]}"),
+        TextColumn("{task.fields[chunks]} chunks · {task.fields[rate]:.1f} embedded/s"),
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("index", total=None, chunks=0, rate=0.0)
+        task = bar.add_task("reading", total=None, chunks=0, rate=0.0, unit="files")
 
         def on_progress(p: Any) -> None:
             started[0] = started[0] or time.monotonic()
             rate = p.chunks_embedded / max(time.monotonic() - started[0], 1e-6)
+            if p.stage == "embedding":  # every file is read: keyword and symbol search work already
+                bar.update(
+                    task,
+                    description="embedding (searchable now)",
+                    unit="chunks",
+                    total=p.vectors_total,
+                    completed=p.vectors_done,
+                    chunks=p.chunks_done,
+                    rate=rate,
+                )
+                return
             bar.update(
                 task, total=p.files_total, completed=p.files_done, chunks=p.chunks_done, rate=rate
             )
@@ -596,6 +607,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"indexed     {status['files']} files, {status['chunks']} chunks (last: {when}, "
         f"commit {(status['last_commit'] or 'none')[:12]})"
     )
+    if waiting := status["chunks_waiting_for_vectors"]:
+        print(
+            f"embedding   {waiting} chunks still wait for vectors (keyword and symbol search cover them)"
+        )
     print(f"languages   {', '.join(f'{k} {v}' for k, v in status['languages'].items()) or '-'}")
     print(f"embedder    {status['embedder']}")
     print(f"index       {status['index_dir']} ({status['index_bytes'] / 1e6:.1f} MB)")

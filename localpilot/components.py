@@ -115,7 +115,10 @@ class Components:
             return self._retriever
 
     def require_index(self) -> None:
-        if "last_indexed" not in self.state.meta():
+        meta = (
+            self.state.meta()
+        )  # "searchable": a first run has read every file and is embedding them
+        if "last_indexed" not in meta and "searchable" not in meta:
             raise IndexMissing(
                 f"{self.root} has not been indexed yet: run `localpilot index` first"
             )

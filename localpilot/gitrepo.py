@@ -193,6 +193,14 @@ class GitRepo:
         res = self.run("rev-parse", "--verify", "-q", "HEAD", check=False)
         return (res.stdout.decode().strip() or None) if res.ok else None
 
+    def recent_paths(self, commits: int = 100) -> list[str]:
+        """Paths the last ``commits`` commits touched, most recent first (none without commits)."""
+        res = self.run("log", f"-n{commits}", "--name-only", "-z", "--format=", check=False)
+        if not res.ok:
+            return []
+        names = (os.fsdecode(p).strip("\n") for p in res.stdout.split(b"\0"))
+        return list(dict.fromkeys(n for n in names if n))
+
     def has_head(self) -> bool:
         return self.head_commit() is not None
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+import numpy as np
+
 from localpilot.experts.embedder import Embedder
 from localpilot.experts.reranker import Reranker
 from localpilot.index.state import ChunkRow, IndexState, SymbolRows
@@ -20,6 +22,9 @@ from localpilot.types import Hit
 MAX_QUERY_CHARS = 2000
 MAX_QUERY_TERMS = 48
 RRF_K = 60
+PENDING_PEEK = (
+    4  # per channel: candidates without a vector embedded at query time (see _with_pending)
+)
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,28 @@ class Retriever:
     def channels(self, query: str) -> dict[str, Ranked]:
         """Each channel's candidates for a cleaned query: vector, lexical (FTS5 BM25) and symbol names."""
         terms = query_terms(query)[:MAX_QUERY_TERMS]
-        return {
-            "vector": self.vector(query),
+        qvec = self.embedder.embed_query(query)
+        found = {
+            "vector": self.store.query(qvec, self.config.depth),
             "lexical": self.state.lexical(terms, self.config.depth),
             "symbol": self._symbols.search(self.state, terms, self.config.depth),
         }
+        found["vector"] = self._with_pending(qvec, found)
+        return found
+
+    def _with_pending(self, qvec: np.ndarray, found: dict[str, Ranked]) -> Ranked:
+        """While an index run is still embedding, the best keyword and symbol candidates that have no
+        vector yet are embedded now (a few, in memory) and join the vector channel on equal terms."""
+        have = {cid for cid, _ in found["vector"]}
+        ids = [cid for ch in ("symbol", "lexical") for cid, _ in found[ch][:PENDING_PEEK]]
+        waiting = self.state.pending_among(dict.fromkeys(c for c in ids if c not in have))
+        rows = self.state.chunk_rows(sorted(waiting))
+        if not rows:
+            return found["vector"]
+        vectors = self.embedder.embed([row.chunk().embed_text() for row in rows.values()])
+        sims = vectors @ qvec / (np.linalg.norm(qvec) or 1.0)
+        extra = [(cid, float(sim)) for cid, sim in zip(rows, sims, strict=True)]
+        return sorted([*found["vector"], *extra], key=lambda cs: -cs[1])
 
     def rank(
         self,
@@ -138,9 +160,6 @@ class Retriever:
         return SearchResult(
             hits, MappingProxyType(timings), MappingProxyType(_signals(channels, rerank))
         )
-
-    def vector(self, query: str) -> Ranked:
-        return self.store.query(self.embedder.embed_query(query), self.config.depth)
 
     def rerank(self, query: str, rows: Sequence[ChunkRow]) -> list[float] | None:
         if self.reranker is None or not rows:

@@ -100,3 +100,6 @@ class Progress:
     chunks_done: int
     chunks_embedded: int
     path: str = ""
+    stage: str = "reading"  # reading (files -> searchable by keyword) | embedding (pending chunks -> vectors)
+    vectors_done: int = 0
+    vectors_total: int = 0

@@ -378,11 +378,11 @@ def test_interrupted_run_is_reconciled_with_the_store(make_repo: Callable[..., R
     store.delete(sorted(a.state.chunk_ids_by_path()["b.py"]))
     a.state.db.execute(
         "DELETE FROM embeddings"
-    )  # neither stored nor cached: only re-indexing brings them back
+    )  # neither stored nor cached: re-embedded from SQLite's text, the file is not re-read
     a.state.set_meta(run_in_progress=True)
     stats = a.index()
     assert (
-        stats.files_indexed == 1
+        stats.files_indexed == 0
         and stats.chunks_embedded >= 1
         and a.search("beta", k=1)[0].path == "b.py"
     )
@@ -408,3 +408,54 @@ def test_an_index_from_a_newer_version_is_refused_not_wiped(tmp_path: Path) -> N
     con = sqlite3.connect(db)
     assert con.execute("SELECT name FROM sqlite_master WHERE name='future'").fetchone()  # untouched
     con.close()
+
+
+class _StopEmbedding(Exception):
+    pass
+
+
+def test_keyword_search_works_before_vectors_and_embedding_resumes(
+    make_repo: Callable[..., Repo], assistant_for: Callable[..., Assistant]
+) -> None:
+    """The reading pass makes every file searchable by keyword and symbol; a run stopped while embedding
+    resumes with only the pending chunks, most wanted first (recent source, source, tests, docs)."""
+    files = {
+        f"pkg/mod_{i}.py": f"def handler_{i}(value):\n    return value * {i}\n" for i in range(30)
+    }
+    files |= {
+        "tests/test_mod.py": "def test_handler():\n    assert True\n",
+        "docs/guide.md": "# Guide\n\nHi.\n",
+    }
+    repo = make_repo(files)
+    repo.write("pkg/mod_29.py", "def handler_29(value):\n    return value * 290\n")
+    repo.commit()
+    a = assistant_for(repo)
+    import localpilot.index.indexer as indexer
+
+    def stop(p: object) -> None:
+        if getattr(p, "stage", "") == "embedding":
+            raise _StopEmbedding
+
+    old_batch, indexer.BATCH_CHUNKS = indexer.BATCH_CHUNKS, 8
+    try:
+        with pytest.raises(_StopEmbedding):
+            a.index(stop)
+        waiting = a.state.pending(100)
+        assert 0 < len(waiting) < a.state.chunk_count() and a.status()["chunks_waiting_for_vectors"]
+        paths = [r.path for r in map(a.state.chunk_rows([*waiting]).get, waiting) if r]
+        assert "pkg/mod_29.py" not in paths, "the file the last commit changed was embedded first"
+        assert paths.index("tests/test_mod.py") > max(
+            paths.index(f"pkg/mod_{i}.py") for i in range(20, 29)
+        )
+        assert paths[-1] == "docs/guide.md"
+        hit = a.search("handler_17", k=3)[
+            0
+        ]  # no vector for it yet: lexical and symbol channels find it
+        assert hit.path == "pkg/mod_17.py"
+        assert a.symbol_info("handler_17")["definitions"][0]["path"] == "pkg/mod_17.py"
+        stats = a.index()
+    finally:
+        indexer.BATCH_CHUNKS = old_batch
+    assert stats.files_indexed == 0 and stats.chunks_embedded == len(waiting)
+    assert a.state.pending_count() == 0 and a.store.count() == a.state.chunk_count()
+    assert a.search("multiply a value by seventeen", k=5)

@@ -1,8 +1,14 @@
-"""Incremental indexing: walk, filter, chunk, embed (cached by content hash), store, record.
+"""Incremental indexing in two passes: read everything, then embed what is new.
 
-Crash safety: each batch writes its chunks to the store first, deletes the files' stale chunks, and only
-then commits the files' manifest rows. A kill at any point leaves files either recorded (and fully stored)
-or unrecorded (and redone next run, with upserts of deterministic ids, so nothing is duplicated).
+Reading: each batch of files is filtered, chunked and recorded in SQLite in one transaction (text, FTS,
+symbols). New chunks whose vectors are cached (by content hash) go to the vector store first; the rest are
+recorded as pending. When this pass ends the whole repository is searchable by keyword and symbol.
+Embedding: pending chunks, most wanted first (recently changed source, then source, tests, docs), are
+embedded in batches, stored, and marked done; search merges whatever is embedded so far.
+
+Crash safety: SQLite is the truth and the store follows it. A kill at any point leaves every file recorded
+or not, and every recorded chunk stored or pending (or cached: the next run's reconciliation drops store
+entries SQLite does not know and puts lost vectors back from the cache, or marks them pending).
 """
 
 from __future__ import annotations
@@ -10,9 +16,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +32,7 @@ from localpilot.index.chunker import chunk_file
 from localpilot.index.languages import detect_language
 from localpilot.index.secrets import redact
 from localpilot.index.state import FileRecord, IndexState
-from localpilot.index.walker import head_commit, list_files
+from localpilot.index.walker import head_commit, list_files, recent_paths
 from localpilot.store import Store
 from localpilot.types import Chunk, IndexStats, Progress
 
@@ -34,6 +41,8 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[Progress], None]
 BATCH_CHUNKS = 256
 BATCH_FILES = 200
+#: Formats embedded after code: prose and configuration.
+PROSE = frozenset({"markdown", "rst", "text", "html", "json", "yaml", "toml", "ini", "xml", "css"})
 
 
 @dataclass
@@ -89,23 +98,10 @@ class Indexer:
                 self._count_unchanged(old, stats)
             else:
                 todo.append((path, st, reason))
-        done = 0
-        if on_progress:
-            on_progress(Progress(len(todo), 0, 0, 0))
-        for batch in self._batches(todo, known):
-            self._write(batch, stats)
-            done += len(batch)
-            if on_progress:
-                on_progress(
-                    Progress(
-                        len(todo),
-                        done,
-                        stats.chunks_written,
-                        stats.chunks_embedded,
-                        batch[-1].record.path,
-                    )
-                )
+        self._read(todo, known, stats, on_progress)
         self._remove(sorted(set(known) - present), stats)
+        self.state.set_meta(searchable=time.time())  # keyword and symbol search work from here on
+        self._embed_pending(stats, on_progress)
         stats.seconds = time.monotonic() - started
         self.state.set_meta(
             last_commit=head_commit(self.root),
@@ -117,6 +113,57 @@ class Indexer:
         )
         return stats
 
+    def _read(
+        self,
+        todo: list[tuple[str, os.stat_result | None, str | None]],
+        known: dict[str, FileRecord],
+        stats: IndexStats,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        done = 0
+        if on_progress:
+            on_progress(Progress(len(todo), 0, 0, 0))
+        priority = _Priority(recent_paths(self.root))
+        for batch in self._batches(todo, known):
+            self._write(batch, stats, priority)
+            done += len(batch)
+            if on_progress:
+                on_progress(
+                    Progress(
+                        len(todo),
+                        done,
+                        stats.chunks_written,
+                        stats.chunks_embedded,
+                        batch[-1].record.path,
+                    )
+                )
+
+    def _embed_pending(self, stats: IndexStats, on_progress: ProgressCallback | None) -> None:
+        """Embed every chunk waiting for its vector, most wanted first, one batch at a time."""
+        total, done = self.state.pending_count(), 0
+        while ids := self.state.pending(BATCH_CHUNKS):
+            self._embed(ids, stats)
+            done += len(ids)
+            if on_progress:
+                on_progress(
+                    Progress(
+                        0,
+                        0,
+                        stats.chunks_written,
+                        stats.chunks_embedded,
+                        stage="embedding",
+                        vectors_done=done,
+                        vectors_total=max(total, done),
+                    )
+                )
+
+    def _embed(self, ids: list[str], stats: IndexStats) -> None:
+        rows = self.state.chunk_rows(ids)
+        chunks = [rows[i].chunk() for i in ids if i in rows]
+        if chunks:
+            self.store.upsert([c.chunk_id for c in chunks], self._vectors(chunks, stats))
+        self.state.vectors_stored(ids)
+
     def index_text(self, path: str, text: str) -> None:
         """Index ``text`` as the content of ``path`` (an editor's unsaved buffer). The record gets mtime 0, so
         the next full run re-reads the file from disk and puts the saved content back."""
@@ -124,44 +171,44 @@ class Indexer:
         record, chunks = self._chunk(path, data)
         digest = hashlib.sha256(data).hexdigest()
         stats = IndexStats()
-        self._write([_Prepared(FileRecord(path, len(data), 0, digest, *record), chunks)], stats)
+        waiting = self._write(
+            [_Prepared(FileRecord(path, len(data), 0, digest, *record), chunks)], stats, _Priority()
+        )
+        if waiting:
+            self._embed(waiting, stats)
 
     def _known(self) -> dict[str, FileRecord]:
-        """The manifest, made consistent with the vector store first when a previous run was cut short or
-        the two disagree (a store deleted by hand, a kill between the store write and the manifest commit)."""
+        """The manifest, with the vector store made consistent with it first when a previous run was cut
+        short or the two disagree (a store deleted or damaged)."""
         interrupted = bool(self.state.meta().get("run_in_progress"))
         self.state.set_meta(run_in_progress=True)
-        if interrupted or self.store.count() != self.state.chunk_count():
+        expected = self.state.chunk_count() - self.state.pending_count()
+        if interrupted or self.store.count() != expected:
             self._reconcile()
         return self.state.files()
 
     def _reconcile(self) -> None:
-        """Make the vector store hold exactly the recorded chunks: drop what SQLite does not know, put back
-        what it does from the embedding cache, and re-index the files whose vectors are not cached."""
+        """Make the vector store hold exactly the recorded chunks that are not pending: drop what SQLite does
+        not know, put lost vectors back from the embedding cache, and mark the rest pending."""
         stored = self.store.all_ids()
-        recorded = self.state.chunk_ids_by_path()
-        extra = stored - set().union(*recorded.values()) if recorded else stored
+        recorded = set().union(*self.state.chunk_ids_by_path().values())
+        extra = stored - recorded
         if extra:
             log.warning(
-                "removing %d chunks the manifest does not know (an interrupted run)", len(extra)
+                "removing %d vectors the index does not know (an interrupted run)", len(extra)
             )
             self.store.delete(sorted(extra))
-        lost = sorted(set().union(*recorded.values()) - stored) if recorded else []
+        lost = sorted(recorded - stored - self.state.pending_ids())
         found = self.state.chunk_vectors(lost)
         if found:
-            log.warning(
-                "restoring %d vectors missing from the vector store from the embedding cache",
-                len(found),
-            )
+            log.warning("restoring %d lost vectors from the embedding cache", len(found))
             self.store.upsert(list(found), np.stack(list(found.values())).astype(np.float32))
-        missing = sorted(
-            p for p, ids in recorded.items() if any(i not in stored and i not in found for i in ids)
-        )
-        if missing:
+        gone = [cid for cid in lost if cid not in found]
+        if gone:
             log.warning(
-                "re-indexing %d files whose vectors are neither stored nor cached", len(missing)
+                "re-embedding %d chunks whose vectors are neither stored nor cached", len(gone)
             )
-            self.state.commit_files([], removed=missing)
+            self.state.wait_for_vectors(dict.fromkeys(gone, _Priority.LOST))
 
     def _fingerprint(self) -> str:
         """What, besides a file's bytes, decides its chunks: filter rules and the settings they read."""
@@ -287,23 +334,33 @@ class Indexer:
         head = self.embedder.count_tokens([path])[0] + 12
         return max(limit - min(head, limit // 3), 16)
 
-    def _write(self, batch: list[_Prepared], stats: IndexStats) -> None:
+    def _write(self, batch: list[_Prepared], stats: IndexStats, priority: _Priority) -> list[str]:
+        """Record ``batch`` in SQLite; new chunks with cached vectors are stored first, the others are
+        returned (and recorded) as pending."""
         touched = [p for p in batch if p.touches_store]
         chunks = {c.chunk_id: c for p in touched for c in p.chunks}
         old_ids = self.state.chunk_ids_of([p.record.path for p in touched]) if touched else set()
-        new = [c for cid, c in chunks.items() if cid not in old_ids]
-        if new:
-            self.store.upsert([c.chunk_id for c in new], self._vectors(new, stats))
-        stale = sorted(old_ids - set(chunks))
+        stored_before = old_ids - self.state.pending_among(old_ids)
+        new = [c for cid, c in chunks.items() if cid not in stored_before]
+        cached = self.state.cached_vectors(sorted({c.content_hash for c in new}))
+        ready = [c for c in new if c.content_hash in cached]
+        if ready:
+            vectors = np.stack([cached[c.content_hash] for c in ready]).astype(np.float32)
+            self.store.upsert([c.chunk_id for c in ready], vectors)
+        waiting = {c.chunk_id: priority.of(c) for c in new if c.content_hash not in cached}
+        self.state.commit_files(
+            [p.record for p in batch], {p.record.path: p.chunks for p in touched}, pending=waiting
+        )
+        stale = sorted(stored_before - set(chunks))
         if stale:
             self.store.delete(stale)
-        self.state.commit_files(
-            [p.record for p in batch], {p.record.path: p.chunks for p in touched}
-        )
         for p in batch:
             self._tally(p, stats)
         stats.chunks_written += len(new)
+        stats.chunks_reused += len(ready)
         stats.chunks_deleted += len(stale)
+        stats.chunks_truncated += sum(c.truncated for c in new)
+        return list(waiting)
 
     def _vectors(self, chunks: list[Chunk], stats: IndexStats) -> np.ndarray:
         """Embeddings for ``chunks``: from the content-hash cache, embedding only what is missing."""
@@ -317,7 +374,6 @@ class Indexer:
             cached.update(made)
         stats.chunks_embedded += len(todo)
         stats.chunks_reused += len(chunks) - len(todo)
-        stats.chunks_truncated += sum(c.truncated for c in chunks)
         return np.stack([cached[h] for h in hashes]).astype(np.float32)
 
     @staticmethod
@@ -348,3 +404,29 @@ def _utf8(path: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+class _Priority:
+    """Embedding order: what a user is likely to ask about first, lower sooner. Recently committed source
+    comes first, most recent first, then other source, tests, prose and configuration, vendored code."""
+
+    SPAN = 1_000_000  # room for the recency rank inside the first tier
+    RECENT, SOURCE, TESTS, DOCS, VENDORED, LOST = (t * 1_000_000 for t in range(6))
+    _TESTS = re.compile(
+        r"(^|/)(tests?|spec|__tests__)/|(^|/)test_[^/]*$|_test\.\w+$|\.(test|spec)\.\w+$"
+    )
+    _VENDORED = re.compile(r"(^|/)(vendor|vendored|third_party|external|node_modules|dist|build)/")
+
+    def __init__(self, recent: Sequence[str] = ()) -> None:
+        self.recent = {path: rank for rank, path in enumerate(recent[: self.SPAN - 1])}
+
+    def of(self, chunk: Chunk) -> int:
+        path = chunk.path
+        if self._VENDORED.search(path):
+            return self.VENDORED
+        if chunk.language in PROSE:
+            return self.DOCS
+        if self._TESTS.search(path):
+            return self.TESTS
+        rank = self.recent.get(path)
+        return self.SOURCE if rank is None else self.RECENT + rank

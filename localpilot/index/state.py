@@ -14,7 +14,7 @@ import re
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from localpilot.text import code_terms
 from localpilot.types import Chunk
 
 #: Bump when the tables' meaning changes: manifests and chunks are dropped (embeddings kept) and rebuilt.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4  # 4: chunks waiting for vectors (pending), searchable by keyword meanwhile
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS chunks (
     UNIQUE (model, chunk_id));
 CREATE INDEX IF NOT EXISTS chunks_by_path ON chunks (model, path);
 CREATE VIRTUAL TABLE IF NOT EXISTS lexical USING fts5(path, symbol, body, tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS pending (
+    model TEXT NOT NULL, chunk_id TEXT NOT NULL, priority INTEGER NOT NULL, PRIMARY KEY (model, chunk_id));
+CREATE INDEX IF NOT EXISTS pending_by_priority ON pending (model, priority);
 """
 #: bm25 column weights for (path, symbol, body): names say more than bodies.
 LEXICAL_WEIGHTS = (2.0, 4.0, 1.0)
@@ -136,7 +139,7 @@ class IndexState:
         if version != SCHEMA_VERSION:
             self.db.executescript(
                 "DROP TABLE IF EXISTS files; DROP TABLE IF EXISTS chunks; "
-                "DROP TABLE IF EXISTS lexical; DROP TABLE IF EXISTS meta;"
+                "DROP TABLE IF EXISTS lexical; DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS pending;"
             )
         self.db.executescript(SCHEMA)
         self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -170,6 +173,7 @@ class IndexState:
             "languages": dict(sorted(languages.items(), key=lambda kv: -kv[1])),
             "skipped": {r.path: r.reason for r in files if r.status == "skipped"},
             "redactions": {r.path: r.redactions for r in indexed if r.redactions},
+            "chunks_waiting_for_vectors": self.pending_count(),
         }
 
     def counts(self) -> tuple[int, int]:
@@ -186,9 +190,11 @@ class IndexState:
         records: Iterable[FileRecord],
         chunks: dict[str, list[Chunk]] | None = None,
         removed: Sequence[str] = (),
+        pending: Mapping[str, int] | None = None,
     ) -> None:
         """In one transaction: record finished files, replace the chunks of the files in ``chunks``, and
-        forget ``removed`` files with their chunks."""
+        forget ``removed`` files with their chunks. ``pending`` (chunk id -> priority, lower first) are the
+        new chunks whose vectors are not in the store yet: searchable by keyword and symbol until embedded."""
         chunks = chunks or {}
         with self._tx():
             self.db.executemany(
@@ -216,7 +222,61 @@ class IndexState:
             for file_chunks in chunks.values():
                 for c in file_chunks:
                     self._add_chunk(c)
+            self._add_pending(pending or {})
             self._bump_generation()
+
+    def _add_pending(self, pending: Mapping[str, int]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO pending VALUES (?,?,?)",
+            [(self.model, cid, priority) for cid, priority in pending.items()],
+        )
+
+    def wait_for_vectors(self, pending: Mapping[str, int]) -> None:
+        """Mark recorded chunks as waiting for their vectors (the store lost them and no cache has them)."""
+        with self._tx():
+            self._add_pending(pending)
+
+    def pending(self, limit: int) -> list[str]:
+        """Chunk ids waiting for vectors, most wanted first."""
+        rows = self.db.execute(
+            "SELECT chunk_id FROM pending WHERE model=? ORDER BY priority, rowid LIMIT ?",
+            (self.model, limit),
+        )
+        return [cid for (cid,) in rows]
+
+    def pending_among(self, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` wait for their vectors."""
+        wanted, out = list(ids), set[str]()
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            out.update(
+                c
+                for (c,) in self.db.execute(
+                    f"SELECT chunk_id FROM pending WHERE model=? AND chunk_id IN ({marks})",
+                    (self.model, *part),
+                )
+            )
+        return out
+
+    def pending_ids(self) -> set[str]:
+        return {
+            c
+            for (c,) in self.db.execute("SELECT chunk_id FROM pending WHERE model=?", (self.model,))
+        }
+
+    def pending_count(self) -> int:
+        row = self.db.execute(
+            "SELECT count(*) FROM pending WHERE model=?", (self.model,)
+        ).fetchone()
+        return int(row[0])
+
+    def vectors_stored(self, ids: Sequence[str]) -> None:
+        """These chunks' vectors are in the store now."""
+        with self._tx():
+            self.db.executemany(
+                "DELETE FROM pending WHERE model=? AND chunk_id=?", [(self.model, c) for c in ids]
+            )
 
     def _bump_generation(self) -> None:
         self.db.execute(
@@ -236,13 +296,17 @@ class IndexState:
         for start in range(0, len(paths), 500):
             part = list(paths[start : start + 500])
             marks = ",".join("?" * len(part))
-            rowids = [
-                (r,)
-                for (r,) in self.db.execute(
-                    f"SELECT rowid FROM chunks WHERE model=? AND path IN ({marks})",
+            found = list(
+                self.db.execute(
+                    f"SELECT rowid, chunk_id FROM chunks WHERE model=? AND path IN ({marks})",
                     (self.model, *part),
                 )
-            ]
+            )
+            rowids = [(r,) for r, _ in found]
+            self.db.executemany(
+                "DELETE FROM pending WHERE model=? AND chunk_id=?",
+                [(self.model, c) for _, c in found],
+            )
             self.db.executemany("DELETE FROM lexical WHERE rowid=?", rowids)
             self.db.executemany("DELETE FROM chunks WHERE rowid=?", rowids)
 

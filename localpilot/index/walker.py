@@ -6,7 +6,7 @@ from pathlib import Path
 
 from localpilot.gitrepo import GitRepo, find_repo_root
 
-__all__ = ["find_repo_root", "head_commit", "list_files"]
+__all__ = ["find_repo_root", "head_commit", "list_files", "recent_paths"]
 
 
 def list_files(root: Path) -> list[str]:
@@ -21,3 +21,8 @@ def list_files(root: Path) -> list[str]:
 def head_commit(root: Path) -> str | None:
     """HEAD's commit id, or None in a repo without commits."""
     return GitRepo(root).head_commit()
+
+
+def recent_paths(root: Path, commits: int = 100) -> list[str]:
+    """Paths recent commits touched, most recent first: what a user is likely to ask about."""
+    return GitRepo(root).recent_paths(commits)

@@ -368,10 +368,17 @@ class LocalpilotApp(App[None]):
         def progress(p: Any) -> None:
             if worker.is_cancelled:
                 raise _Cancelled
-            self.indexing = (
-                f"indexing {p.files_done}/{p.files_total} files · {p.chunks_done} chunks"
-            )
-            self.call_from_thread(bar.update, total=max(p.files_total, 1), progress=p.files_done)
+            if p.stage == "embedding":  # every file is read: keyword and symbol search work already
+                self.indexing = (
+                    f"embedding {p.vectors_done}/{p.vectors_total} chunks · searchable now"
+                )
+                total, done = p.vectors_total, p.vectors_done
+            else:
+                self.indexing = (
+                    f"indexing {p.files_done}/{p.files_total} files · {p.chunks_done} chunks"
+                )
+                total, done = p.files_total, p.files_done
+            self.call_from_thread(bar.update, total=max(total, 1), progress=done)
             self.call_from_thread(self.refresh_status)
 
         self.indexing = "indexing…"
