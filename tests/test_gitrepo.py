@@ -79,6 +79,19 @@ def test_head_commit_is_none_before_the_first_commit(make_repo: Callable[..., Re
         gr.rev("nope")
 
 
+def test_recent_paths_are_most_recent_first(make_repo: Callable[..., Repo]) -> None:
+    repo = make_repo()
+    gr = GitRepo(repo.root)
+    assert gr.recent_paths() == []  # no commits yet
+    repo.write("old.py", "a\n")
+    repo.write("dir/with space.py", "b\n")
+    repo.commit()
+    repo.write("new.py", "c\n")
+    repo.commit()
+    assert gr.recent_paths() == ["new.py", "dir/with space.py", "old.py"]
+    assert gr.recent_paths(commits=1) == ["new.py"]
+
+
 def test_git_index_file_in_env_is_honoured_and_nothing_else_sees_it(
     make_repo: Callable[..., Repo], tmp_path: Path
 ) -> None:

@@ -432,8 +432,8 @@ def test_keyword_search_works_before_vectors_and_embedding_resumes(
     a = assistant_for(repo)
     import localpilot.index.indexer as indexer
 
-    def stop(p: object) -> None:
-        if getattr(p, "stage", "") == "embedding":
+    def stop(p: object) -> None:  # after the first batch of vectors, as a kill would
+        if getattr(p, "stage", "") == "embedding" and getattr(p, "vectors_done", 0):
             raise _StopEmbedding
 
     old_batch, indexer.BATCH_CHUNKS = indexer.BATCH_CHUNKS, 8

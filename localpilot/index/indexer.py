@@ -141,10 +141,8 @@ class Indexer:
     def _embed_pending(self, stats: IndexStats, on_progress: ProgressCallback | None) -> None:
         """Embed every chunk waiting for its vector, most wanted first, one batch at a time."""
         total, done = self.state.pending_count(), 0
-        while ids := self.state.pending(BATCH_CHUNKS):
-            self._embed(ids, stats)
-            done += len(ids)
-            if on_progress:
+        while True:
+            if on_progress and total:  # the first report says: searchable now, embedding starts
                 on_progress(
                     Progress(
                         0,
@@ -156,6 +154,10 @@ class Indexer:
                         vectors_total=max(total, done),
                     )
                 )
+            if not (ids := self.state.pending(BATCH_CHUNKS)):
+                return
+            self._embed(ids, stats)
+            done += len(ids)
 
     def _embed(self, ids: list[str], stats: IndexStats) -> None:
         rows = self.state.chunk_rows(ids)
