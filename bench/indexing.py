@@ -120,30 +120,15 @@ class Timers:
 
 
 def embedded_texts(a: Any) -> list[str]:
-    """``Chunk.embed_text()`` of every stored chunk, one per content hash (what the indexer embedded)."""
-    from localpilot.types import Chunk
-
-    col = a.store._col  # the Chroma collection; no public "read everything" on Store
+    """``Chunk.embed_text()`` of every stored chunk, one per content hash (what the indexer embedded); the
+    text comes from SQLite, the store holds ids and vectors only."""
+    rows = sorted(
+        a.state.chunk_rows(sorted(a.store.all_ids())).values(), key=lambda r: (r.path, r.start_line)
+    )
     seen: dict[str, str] = {}
-    total, page = a.store.count(), 5000
-    for offset in range(0, total, page):
-        got = col.get(include=["documents", "metadatas"], limit=page, offset=offset)
-        rows = sorted(
-            zip(got["ids"], got["documents"], got["metadatas"], strict=True),
-            key=lambda r: (r[2]["path"], r[2]["start_line"]),
-        )
-        for _, doc, m in rows:
-            chunk = Chunk(
-                str(m["path"]),
-                int(m["start_line"]),
-                int(m["end_line"]),
-                str(m["language"]),
-                str(m["symbol"]),
-                str(m["kind"]),
-                doc or "",
-                bool(m.get("truncated", False)),
-            )
-            seen.setdefault(str(m["hash"]), chunk.embed_text())
+    for row in rows:
+        chunk = row.chunk()
+        seen.setdefault(chunk.content_hash, chunk.embed_text())
     return list(seen.values())
 
 
