@@ -11,6 +11,7 @@ from typing import Any
 from localpilot.config import Settings
 from localpilot.errors import LocalpilotError
 from localpilot.experts import build
+from localpilot.experts.registry import is_off
 
 PROBE = [
     {
@@ -56,7 +57,7 @@ def diagnose(settings: Settings, measure: bool = True) -> dict[str, Any]:
 
 
 def _measure(settings: Settings, which: str, name: str) -> dict[str, Any]:
-    if name.lower() in {"", "none", "off"}:
+    if is_off(name):
         return {"name": name, "status": "not configured"}
     try:
         gen = build.generator(

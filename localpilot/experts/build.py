@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from localpilot.errors import LocalpilotError, ModelNotFound
+from localpilot.experts.registry import is_off
 
 if TYPE_CHECKING:
     from localpilot.config import Settings
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
 FIM_CTX = (
     4096  # the completion instance's context: the whole window, 3 context chunks and the answer fit
 )
-_OFF = {"", "none", "off"}
 
 
 def embedder(settings: Settings) -> Embedder:
@@ -52,7 +52,7 @@ def generator(settings: Settings, which: str = "small") -> Generator:
     from localpilot.experts.llm import LlamaCppGenerator
     from localpilot.experts.registry import resolve_llm
 
-    if name.lower() in _OFF:
+    if is_off(name):
         raise ModelNotFound(f"no {which} model is configured")
     spec = resolve_llm(name, settings.models_dir)
     return LlamaCppGenerator(
@@ -70,7 +70,7 @@ def generator(settings: Settings, which: str = "small") -> Generator:
 def big_installed(settings: Settings) -> bool:
     """A bigger model is configured, installed (or served) and different from the small one."""
     name = settings.big_llm
-    if name.lower() in _OFF or name == settings.llm:
+    if is_off(name) or name == settings.llm:
         return False
     if settings.llm_url:
         return True

@@ -63,10 +63,15 @@ def resolve_embedder(name: str) -> EmbedderSpec:
     )
 
 
+def is_off(name: str) -> bool:
+    """A model setting that turns the part off ("", "none", "off")."""
+    return name.lower() in {"", "none", "off"}
+
+
 def load_reranker(name: str, device: str = "auto", precision: str = "auto") -> Reranker | None:
     """``none``, a preset shipped in models/, a local cross-encoder directory, or a Hugging Face id
     (downloaded only when the user allows it, e.g. HF_HUB_OFFLINE=0 and a prior `models pull`)."""
-    if name.lower() in {"", "none", "off"}:
+    if is_off(name):
         return None
     table = presets().get("rerankers", {})
     if name in table:
