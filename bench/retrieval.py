@@ -95,9 +95,16 @@ ABLATIONS: dict[str, tuple[dict[str, float] | None, bool]] = {
 
 
 def run_localpilot(
-    repo: Path, cache: Path, queries: Sequence[str], k: int, ablate: bool
+    repo: Path,
+    cache: Path,
+    queries: Sequence[str],
+    k: int,
+    ablate: bool,
+    only: Sequence[str] | None = None,
 ) -> tuple[dict[str, list[list[Span]]], dict, Any]:
-    """Index ``repo`` and search each query; returns ({variant: rankings}, info, the loaded model)."""
+    """Index ``repo`` and search each query; returns ({variant: rankings}, info, the loaded model).
+
+    ``ablate`` adds the ABLATIONS rows (those named in ``only`` when given)."""
     import dataclasses
 
     from localpilot.config import load_settings
@@ -136,6 +143,8 @@ def run_localpilot(
     if ablate and config is not None and hasattr(config, "weights"):
         reranker = a.retriever.reranker
         for name, (weights, rerank) in ABLATIONS.items():
+            if only is not None and name not in only:
+                continue
             if not rerank and reranker is None and weights is None:
                 continue  # "no rerank" is the main row already
             a.retriever.config = dataclasses.replace(

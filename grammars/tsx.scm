@@ -20,6 +20,11 @@
 (method_definition
   name: [(property_identifier) (private_property_identifier) (computed_property_name)] @name) @definition.method
 
+; Overload signatures in a class body (folded into the implementation that follows by the chunker)
+(class_body
+  (method_signature
+    name: [(property_identifier) (private_property_identifier) (computed_property_name)] @name) @definition.method)
+
 ; Class fields holding a function: `handler = () => {}`
 (public_field_definition
   name: [(property_identifier) (private_property_identifier)] @name

@@ -173,3 +173,67 @@ def test_header_chunks_are_measured_on_their_final_text(
     header = next(c for c in chunks if c.kind == "header")
     assert "def m0(self" in header.text and not header.truncated
     assert minilm.count_tokens([header.text])[0] <= 100
+
+
+OVERLOADS = """\
+export function parse(text: string): Doc;
+export function parse(text: Buffer): Doc;
+export function parse(text: string | Buffer): Doc {
+  return new Doc(String(text));
+}
+
+export class Doc {
+  constructor(public text: string) {}
+
+  find(key: string): string;
+  find(key: number): string;
+  find(key: string | number): string {
+    return this.text.split(",")[Number(key)];
+  }
+}
+"""
+
+
+def test_overload_signatures_belong_to_their_implementation(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    chunks = chunk_file("doc.ts", OVERLOADS, "typescript", minilm.count_tokens, budget=200)
+    spans = {c.symbol: (c.start_line, c.end_line) for c in chunks}
+    assert spans["parse"] == (1, 5), chunks
+    assert spans["Doc.find"] == (10, 14), chunks
+    assert not [c for c in chunks if c.end_line - c.start_line == 0 and "parse" in c.text]
+
+
+IMPL = """\
+pub struct Stack { items: Vec<u32> }
+
+impl Stack {
+    pub fn push(&mut self, x: u32) {
+        self.items.push(x);
+    }
+
+    pub fn pop(&mut self) -> Option<u32> {
+        self.items.pop()
+    }
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        Stack { items: Vec::new() }
+    }
+}
+"""
+
+
+def test_impl_with_several_methods_is_split_even_when_it_fits(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    chunks = chunk_file("stack.rs", IMPL, "rust", minilm.count_tokens, budget=200)
+    by_symbol = {c.symbol: c for c in chunks}
+    assert (by_symbol["Stack.push"].start_line, by_symbol["Stack.push"].end_line) == (4, 6)
+    assert (by_symbol["Stack.pop"].start_line, by_symbol["Stack.pop"].end_line) == (8, 10)
+    header = [c for c in chunks if c.kind == "header"]
+    assert header and "pub fn pop(&mut self)" in header[0].text
+    # one method: the impl stays a single chunk
+    single = [c for c in chunks if c.start_line == 13]
+    assert len(single) == 1 and single[0].end_line == 17 and single[0].kind == "impl"

@@ -1,8 +1,11 @@
 """Split a file into chunks that fit the embedder: syntax-aware for code, sections/paragraphs for text.
 
-A definition that fits the budget is one chunk. A bigger one with members becomes a header chunk
-(its own leading lines plus member signatures) followed by its members; a bigger one without members is
-split into line windows. Code between definitions is chunked too. All chunks are whole lines.
+A definition that fits the budget is one chunk, except a container (class, impl, trait) holding two or
+more functions: like a bigger definition with members it becomes a header chunk (its own leading lines
+plus member signatures) followed by its members, so a search for one method finds that method, not the
+whole ``impl`` block around it. A bigger definition without members is split into line windows. Overload
+signatures (TypeScript) belong to the implementation that follows them. Code between definitions is
+chunked too. All chunks are whole lines.
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ WRAPPERS = {
 #: Preceding siblings that belong to the next definition when directly above it.
 LEADING = {"decorator", "attribute_item", "attribute_list", "annotation", "marker_annotation"}
 MAX_SIGNATURE_LINES = 4
+#: Bumped when the same file would be chunked differently: indexes made before re-chunk their files.
+CHUNKER_VERSION = 2
+#: Definitions split into header + members even when they fit, once they hold >= 2 functions.
+CONTAINERS = {"class", "impl", "trait"}
+FUNCTIONS = {"function", "method"}
+#: Declarations without a body that belong to the definition of the same name after them (overloads).
+SIGNATURES = {"function_signature", "method_signature"}
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)")
 
 
@@ -42,7 +52,12 @@ class _Def:
     kind: str
     name: str
     span: tuple[int, int]  # byte range, for nesting
+    bodyless: bool = False  # an overload signature
     children: list[_Def] = field(default_factory=list)
+
+    @property
+    def container(self) -> bool:
+        return self.kind in CONTAINERS and sum(c.kind in FUNCTIONS for c in self.children) >= 2
 
 
 class _Lines:
@@ -126,7 +141,7 @@ class _Builder:
 
     def definition(self, d: _Def, start: int, parent: str) -> None:
         qual = f"{parent}.{d.name}" if parent else d.name
-        if self.lines.tokens(start, d.end) <= self.budget:
+        if self.lines.tokens(start, d.end) <= self.budget and not d.container:
             self.add(start, d.end, qual, d.kind)
         elif d.children:
             head_end = max(min(d.children[0].start - 1, d.end), start)
@@ -221,7 +236,7 @@ def _definitions(language: str, text: str, lines: list[str]) -> list[_Def] | Non
         d = _from_match(language, captures, lines)
         if d is not None:
             found.setdefault(d.span, d)
-    return _nest(sorted(found.values(), key=lambda d: (d.span[0], -d.span[1])))
+    return _fold_overloads(_nest(sorted(found.values(), key=lambda d: (d.span[0], -d.span[1]))))
 
 
 def _from_match(language: str, captures: dict[str, list[Any]], lines: list[str]) -> _Def | None:
@@ -246,6 +261,7 @@ def _from_match(language: str, captures: dict[str, list[Any]], lines: list[str])
         kind=key.split(".", 1)[1],
         name=name,
         span=(node.start_byte, node.end_byte),
+        bodyless=node.type in SIGNATURES,
     )
 
 
@@ -282,6 +298,18 @@ def _go_receiver(node: Any, name: str) -> str:
     for ident in re.findall(rb"[A-Za-z_][A-Za-z0-9_]*", receiver.text or b"")[1:]:
         return f"{ident.decode()}.{name}"
     return name
+
+
+def _fold_overloads(defs: list[_Def]) -> list[_Def]:
+    """Siblings where overload signatures precede the definition of the same name become one."""
+    out: list[_Def] = []
+    for d in defs:
+        d.children = _fold_overloads(d.children)
+        if out and out[-1].bodyless and out[-1].name == d.name:
+            first = out.pop()
+            d.start, d.span = min(first.start, d.start), (first.span[0], d.span[1])
+        out.append(d)
+    return out
 
 
 def _nest(defs: list[_Def]) -> list[_Def]:

@@ -28,7 +28,7 @@ import numpy as np
 from localpilot.config import Settings
 from localpilot.experts.embedder import Embedder
 from localpilot.index import filters
-from localpilot.index.chunker import chunk_file
+from localpilot.index.chunker import CHUNKER_VERSION, chunk_file
 from localpilot.index.languages import detect_language
 from localpilot.index.secrets import redact
 from localpilot.index.state import FileRecord, IndexState
@@ -213,8 +213,12 @@ class Indexer:
             self.state.wait_for_vectors(dict.fromkeys(gone, _Priority.LOST))
 
     def _fingerprint(self) -> str:
-        """What, besides a file's bytes, decides its chunks: filter rules and the settings they read."""
-        return f"{filters.RULES_VERSION}:{self.settings.max_file_bytes}:{sorted(self.settings.exclude)}"
+        """What, besides a file's bytes, decides its chunks: filter rules, the settings they read and the
+        chunker's version (a new chunker re-chunks every file; unchanged chunk texts keep their vectors)."""
+        return (
+            f"{filters.RULES_VERSION}:{self.settings.max_file_bytes}:{sorted(self.settings.exclude)}"
+            f":c{CHUNKER_VERSION}"
+        )
 
     def _settings_changed(self) -> bool:
         """True when files must be re-examined even if their bytes did not change (no re-embedding follows)."""

@@ -27,6 +27,7 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -72,6 +73,73 @@ def encode(model, texts: list[str], max_length: int, grad: bool) -> torch.Tensor
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16), torch.set_grad_enabled(grad):
         out = model(features)["sentence_embedding"].float()
     return torch.nn.functional.normalize(out, dim=-1)
+
+
+def add_polyglot(data: dict, path: str, args: argparse.Namespace) -> None:
+    """Mix in other languages' pairs (``models/polyglot_data.py``): whole files of each language held out
+    as its dev set (``data["dev_sets"]``), the rest joins the train pool, with Python pairs sampled to make
+    ``--python-share`` of the pairs."""
+    funcs, seen = [], set()
+    for f in json.loads(gzip.decompress(Path(path).read_bytes())):
+        if f["code_hash"] not in seen:  # vendored copies across packages
+            seen.add(f["code_hash"])
+            funcs.append(f)
+    counts = Counter(f["query"].lower() for f in funcs)
+    funcs = [f for f in funcs if counts[f["query"].lower()] == 1]  # ambiguous queries out
+    rng = random.Random(args.seed)
+    by_lang: dict[str, dict[str, list[dict]]] = {}
+    for f in funcs:
+        by_lang.setdefault(f["file"].split("/", 1)[0], {}).setdefault(f["file"], []).append(f)
+    data["dev_sets"] = {"python": {"pool": data["dev_pool"], "queries": data["dev_queries"]}}
+    extra: list[dict] = []
+    for lang, files in sorted(by_lang.items()):
+        names = sorted(files)
+        rng.shuffle(names)
+        pool: list[dict] = []
+        while names and len(pool) < args.dev_pool_lang:
+            pool.extend(files[names.pop()])
+        queries = sorted(rng.sample(range(len(pool)), min(args.dev_queries_lang, len(pool))))
+        data["dev_sets"][lang] = {"pool": pool, "queries": queries}
+        extra.extend(f for n in names for f in files[n])
+    python = [f for f in data["train_pool"] if f["query"]]
+    rng.shuffle(python)
+    keep = int(len(extra) * args.python_share / max(1e-9, 1 - args.python_share))
+    data["train_pool"] = python[:keep] + extra
+    data["stats"]["polyglot"] = {
+        "python_pairs": min(keep, len(python)),
+        "other_pairs": len(extra),
+        "dev": {k: len(v["queries"]) for k, v in data["dev_sets"].items()},
+    }
+    log.info("polyglot: %s", data["stats"]["polyglot"])
+
+
+def language_batches(pool: list[dict], batch: int, rng: random.Random) -> list[int]:
+    """Pair indices ordered so that each batch holds one language (harder in-batch negatives)."""
+    by_lang: dict[str, list[int]] = {}
+    for i, f in enumerate(pool):
+        if f["query"]:
+            lang = f["file"].split("/", 1)[0]
+            lang = "python" if lang in ("stdlib", "site") else lang
+            by_lang.setdefault(lang, []).append(i)
+    batches = []
+    for ids in by_lang.values():
+        rng.shuffle(ids)
+        batches.extend(ids[s : s + batch] for s in range(0, len(ids) - batch + 1, batch))
+    rng.shuffle(batches)
+    return [i for b in batches for i in b]
+
+
+def dev_scores(model, data: dict, max_length: int) -> dict[str, float]:
+    """Dev MRR@10 per language (just "python" without --polyglot) and their mean under "mean"."""
+    sets = data.get("dev_sets") or {
+        "python": {"pool": data["dev_pool"], "queries": data["dev_queries"]}
+    }
+    out = {
+        lang: dev_mrr(model, {"dev_pool": s["pool"], "dev_queries": s["queries"]}, max_length)
+        for lang, s in sets.items()
+    }
+    out["mean"] = float(np.mean(list(out.values())))
+    return out
 
 
 @torch.no_grad()
@@ -143,18 +211,22 @@ def train(args: argparse.Namespace, data: dict) -> dict:
     model = SentenceTransformer(args.base, device="cpu")
     model.train()
     pool = data["train_pool"]
-    pairs = [i for i, f in enumerate(pool) if f["query"]]
-    rng.shuffle(pairs)
+    if "dev_sets" in data:
+        pairs = language_batches(pool, args.batch, rng)
+    else:
+        pairs = [i for i, f in enumerate(pool) if f["query"]]
+        rng.shuffle(pairs)
     steps = args.steps or len(pairs) // args.batch
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     warm = max(1, int(steps * 0.05))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm)))
     )
-    curve = [{"step": 0, "dev_mrr10": dev_mrr(model, data, args.max_length), "minutes": 0.0}]
+    dev = dev_scores(model, data, args.max_length)
+    curve = [{"step": 0, "dev_mrr10": dev["mean"], "dev": dev, "minutes": 0.0}]
     log.info(
-        "step 0: dev MRR@10 %.4f (%d train pairs, %d steps of %d)",
-        curve[0]["dev_mrr10"],
+        "step 0: dev MRR@10 %s (%d train pairs, %d steps of %d)",
+        dev,
         len(pairs),
         steps,
         args.batch,
@@ -191,17 +263,19 @@ def train(args: argparse.Namespace, data: dict) -> dict:
             )
         last = step == steps or minutes >= args.minutes
         if step % args.eval_every == 0 or last:
-            mrr = dev_mrr(model, data, args.max_length)
+            dev = dev_scores(model, data, args.max_length)
+            mrr = dev["mean"]
             curve.append(
                 {
                     "step": step,
                     "pairs": step * args.batch,
                     "loss": float(np.mean(losses[-50:])),
                     "dev_mrr10": mrr,
+                    "dev": dev,
                     "minutes": round(minutes, 2),
                 }
             )
-            log.info("step %d: dev MRR@10 %.4f (best %.4f)", step, mrr, best)
+            log.info("step %d: dev MRR@10 %s (best mean %.4f)", step, dev, best)
             Path(args.curve).write_text(json.dumps(curve, indent=2) + "\n")
             if mrr > best:
                 best = mrr
@@ -209,7 +283,7 @@ def train(args: argparse.Namespace, data: dict) -> dict:
                     model,
                     Path(args.out),
                     {
-                        "base": "all-MiniLM-L6-v2",
+                        "base": args.base_name,
                         "curve": curve,
                         "args": vars(args),
                         "data": data["stats"],
@@ -260,6 +334,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fp32", action="store_true", help="no bf16 autocast")
     ap.add_argument("--cache", default=str(HERE.parent / "reranker" / "cache"))
     ap.add_argument("--base", default=None)
+    ap.add_argument("--base-name", default="all-MiniLM-L6-v2", help="recorded in training_meta")
+    ap.add_argument(
+        "--polyglot", default=None, help="other languages' pairs (models/polyglot_data.py output)"
+    )
+    ap.add_argument("--python-share", type=float, default=0.35, help="with --polyglot")
+    ap.add_argument("--dev-queries-lang", type=int, default=100, help="with --polyglot")
+    ap.add_argument("--dev-pool-lang", type=int, default=300, help="with --polyglot")
     ap.add_argument("--out", default=str(HERE / "code-minilm"))
     ap.add_argument("--curve", default=str(HERE / "learning_curve.json"))
     args = ap.parse_args(argv)
@@ -273,6 +354,8 @@ def main(argv: list[str] | None = None) -> None:
 
         args.base = str(g.get_model_path())
     data = load_data(args)
+    if args.polyglot:
+        add_polyglot(data, args.polyglot, args)
     print(json.dumps(train(args, data), indent=2))
 
 
