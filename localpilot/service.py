@@ -126,11 +126,14 @@ class Assistant:
 
     def index_buffer(self, path: str, text: str) -> bool:
         """Index an editor's unsaved text for ``path`` now (searchable in this session; the next full index
-        run re-reads the file from disk). False when another process is writing the index."""
+        run re-reads the file from disk). False when another process is writing the index: the file's chunks
+        then move to the front of that run's embedding queue instead."""
+        indexer = self.parts.indexer()
         try:
             with write_lock(self.index_dir, self.root, wait=BUFFER_WAIT_S):
-                self.parts.indexer().index_text(path, text)
+                indexer.index_text(path, text)
         except IndexBusy:
+            indexer.prioritize([path])
             return False
         return True
 

@@ -91,11 +91,9 @@ TRAIN_SOURCES: dict[str, list[Source]] = {
         Source("deb", "librust-http-dev", "0.2.7-1", RUST, "http"),
     ],
     "java": [
-        Source("debsrc", "libcommons-io-java", "", "src/main/java", "commons-io"),
-        Source("debsrc", "commons-text", "", "src/main/java", "commons-text"),
-        Source("debsrc", "libcommons-codec-java", "", "src/main/java", "commons-codec"),
-        Source("debsrc", "libcommons-compress-java", "", "src/main/java", "commons-compress"),
-        Source("debsrc", "joda-time", "", "src/main/java", "joda-time"),
+        Source("debsrc", "libcommons-io-java", "2.11.0", "src/main/java", "commons-io"),
+        Source("debsrc", "libcommons-codec-java", "1.15", "src/main/java", "commons-codec"),
+        Source("debsrc", "libcommons-compress-java", "1.22", "src/main/java", "commons-compress"),
     ],
 }
 

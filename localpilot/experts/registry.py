@@ -53,7 +53,9 @@ def resolve_embedder(name: str) -> EmbedderSpec:
         path = _embedder_preset_path(name, table[name])
         if not (path / "config.json").is_file():
             raise ModelNotFound(f"embedding model {name!r}: no model files under {path}")
-        return EmbedderSpec(name=name, path=path)
+        revision = table[name].get("revision")
+        # new weights under the same preset name get a new key: an index never mixes their vectors
+        return EmbedderSpec(name=f"{name}@{revision}" if revision else name, path=path)
     local = Path(name).expanduser()
     if (local / "config.json").is_file():
         return EmbedderSpec(name=f"local:{local.resolve()}", path=local.resolve())

@@ -166,6 +166,11 @@ class Indexer:
             self.store.upsert([c.chunk_id for c in chunks], self._vectors(chunks, stats))
         self.state.vectors_stored(ids)
 
+    def prioritize(self, paths: Sequence[str]) -> int:
+        """Embed the waiting chunks of ``paths`` (open in an editor) before any other; safe while another
+        process runs the index (it reads the order from SQLite before each batch)."""
+        return self.state.prioritize(paths, _Priority.OPEN)
+
     def index_text(self, path: str, text: str) -> None:
         """Index ``text`` as the content of ``path`` (an editor's unsaved buffer). The record gets mtime 0, so
         the next full run re-reads the file from disk and puts the saved content back."""
@@ -413,11 +418,13 @@ def _utf8(path: str) -> bool:
 
 
 class _Priority:
-    """Embedding order: what a user is likely to ask about first, lower sooner. Recently committed source
-    comes first, most recent first, then other source, tests, prose and configuration, vendored code."""
+    """Embedding order: what a user is likely to ask about first, lower sooner. Files open in an editor come
+    first, then recently committed source, most recent first, then other source, tests, prose and
+    configuration, vendored code."""
 
     SPAN = 1_000_000  # room for the recency rank inside the first tier
     RECENT, SOURCE, TESTS, DOCS, VENDORED, LOST = (t * 1_000_000 for t in range(6))
+    OPEN = -1
     _TESTS = re.compile(
         r"(^|/)(tests?|spec|__tests__)/|(^|/)test_[^/]*$|_test\.\w+$|\.(test|spec)\.\w+$"
     )

@@ -236,6 +236,20 @@ class IndexState:
         with self._tx():
             self._add_pending(pending)
 
+    def prioritize(self, paths: Sequence[str], priority: int) -> int:
+        """Move the waiting chunks of ``paths`` to ``priority`` (an editor opened them: embed them next, even
+        while another process runs the index); returns how many chunks moved."""
+        if not paths:
+            return 0
+        marks = ",".join("?" * len(paths))
+        with self._tx():
+            cur = self.db.execute(
+                f"UPDATE pending SET priority=? WHERE model=? AND priority>? AND chunk_id IN "
+                f"(SELECT chunk_id FROM chunks WHERE model=? AND path IN ({marks}))",
+                (priority, self.model, priority, self.model, *paths),
+            )
+        return cur.rowcount
+
     def pending(self, limit: int) -> list[str]:
         """Chunk ids waiting for vectors, most wanted first."""
         rows = self.db.execute(
