@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from localpilot.index import filters
@@ -115,3 +117,13 @@ def test_excludes_follow_gitignore_semantics(
     path: str, patterns: tuple[str, ...], excluded: bool
 ) -> None:
     assert (filters.name_reason(path, patterns) == "excluded by config") is excluded
+
+
+def test_declarations_beside_their_source_are_generated(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    for name in ("src/api.ts", "src/api.d.ts", "src/legacy.d.ts", "src/util.js", "src/util.d.ts"):
+        (tmp_path / name).write_text("export declare function f(): void;\n")
+    assert "api.ts beside it" in (filters.declaration_reason(tmp_path, "src/api.d.ts") or "")
+    assert "util.js beside it" in (filters.declaration_reason(tmp_path, "src/util.d.ts") or "")
+    assert filters.declaration_reason(tmp_path, "src/legacy.d.ts") is None  # hand-written: kept
+    assert filters.declaration_reason(tmp_path, "src/api.ts") is None

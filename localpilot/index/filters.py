@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import fnmatch
 from functools import lru_cache
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pathspec
 
 BINARY_SNIFF_BYTES = 8192
 #: Bump when these rules change: files are re-examined on the next run (no re-embedding of unchanged chunks).
-RULES_VERSION = 3
+RULES_VERSION = 4
 
 #: File names that hold secrets: never read, never indexed.
 SECRET_NAMES = (
@@ -98,6 +98,22 @@ def name_reason(path: str, exclude: tuple[str, ...] = ()) -> str | None:
         return "generated file (lockfile/minified/source map)"
     if exclude and _excluded(path, exclude):
         return "excluded by config"
+    return None
+
+
+DECLARATION_SOURCES = (".ts", ".tsx", ".mts", ".js", ".mjs", ".cjs", ".jsx")
+
+
+def declaration_reason(root: Path, path: str) -> str | None:
+    """A ``.d.ts`` next to the file it was generated from repeats that file's signatures without bodies:
+    indexing it only puts a second, emptier hit in front of the real one. A hand-written ``.d.ts`` (no
+    source beside it) is kept."""
+    if not path.endswith((".d.ts", ".d.mts", ".d.cts")):
+        return None
+    stem = path[: path.rindex(".d.")]
+    for ext in DECLARATION_SOURCES:
+        if (root / f"{stem}{ext}").is_file():
+            return f"generated declarations ({PurePosixPath(stem).name}{ext} beside it)"
     return None
 
 

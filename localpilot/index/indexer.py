@@ -240,7 +240,9 @@ class Indexer:
 
     def _precheck(self, path: str) -> tuple[os.stat_result | None, str | None]:
         """Checks that need no reading: name, type, size, and that it lies inside the repo."""
-        reason = filters.name_reason(path, self.settings.exclude)
+        reason = filters.name_reason(path, self.settings.exclude) or filters.declaration_reason(
+            self.root, path
+        )
         try:
             st = os.lstat(self.root / path)
         except FileNotFoundError:
