@@ -197,7 +197,8 @@ export class Doc {
 def test_overload_signatures_belong_to_their_implementation(
     minilm: SentenceTransformerEmbedder,
 ) -> None:
-    chunks = chunk_file("doc.ts", OVERLOADS, "typescript", minilm.count_tokens, budget=200)
+    # a small budget splits the class, so its method is a chunk of its own
+    chunks = chunk_file("doc.ts", OVERLOADS, "typescript", minilm.count_tokens, budget=60)
     spans = {c.symbol: (c.start_line, c.end_line) for c in chunks}
     assert spans["parse"] == (1, 5), chunks
     assert spans["Doc.find"] == (10, 14), chunks
@@ -237,3 +238,11 @@ def test_impl_with_several_methods_is_split_even_when_it_fits(
     # one method: the impl stays a single chunk
     single = [c for c in chunks if c.start_line == 13]
     assert len(single) == 1 and single[0].end_line == 17 and single[0].kind == "impl"
+
+
+def test_small_class_stays_whole(minilm: SentenceTransformerEmbedder) -> None:
+    text = "class Point:\n    def __init__(self, x):\n        self.x = x\n\n    def norm(self):\n        return abs(self.x)\n"
+    chunks = chunk_file("p.py", text, "python", minilm.count_tokens, budget=200)
+    assert [(c.symbol, c.kind, c.start_line, c.end_line) for c in chunks] == [
+        ("Point", "class", 1, 6)
+    ]
