@@ -241,7 +241,10 @@ def test_impl_with_several_methods_is_split_even_when_it_fits(
 
 
 def test_small_class_stays_whole(minilm: SentenceTransformerEmbedder) -> None:
-    text = "class Point:\n    def __init__(self, x):\n        self.x = x\n\n    def norm(self):\n        return abs(self.x)\n"
+    text = (
+        "class Point:\n    def __init__(self, x):\n        self.x = x\n\n"
+        "    def norm(self):\n        return abs(self.x)\n"
+    )
     chunks = chunk_file("p.py", text, "python", minilm.count_tokens, budget=200)
     assert [(c.symbol, c.kind, c.start_line, c.end_line) for c in chunks] == [
         ("Point", "class", 1, 6)
