@@ -5,9 +5,9 @@ functions: like a bigger definition with members it becomes a header chunk (its 
 member signatures) followed by its members, so a search for one method finds that method, not the whole
 block around it. (Such a block is only a bag of functions; a class that fits stays whole, as its fields
 and constructor are the context its methods are read in: splitting small classes too lowered Python's
-MRR@10 on ``bench/retrieval.py`` from 0.710 to 0.700.) A bigger definition without members is split into line windows. Overload
-signatures (TypeScript) belong to the implementation that follows them. Code between definitions is
-chunked too. All chunks are whole lines.
+MRR@10 on ``bench/retrieval.py`` from 0.710 to 0.700.) A bigger definition without members is split into
+line windows. Overload signatures (TypeScript) belong to the implementation that follows them. Code
+between definitions is chunked too. All chunks are whole lines.
 """
 
 from __future__ import annotations
