@@ -340,6 +340,16 @@ def emit(results: dict[str, Any], out: Path | None) -> int:
     return 0
 
 
+def write_report(report: dict[str, Any], out: Path | None) -> None:
+    """Write ``report`` as JSON to ``out`` (when given), creating its directory."""
+    import json
+
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+        log.info("wrote %s", out)
+
+
 def run_bench(parser: Any, argv: Any, prefix: str, run: Callable[[Any, Path], int]) -> int:
     """Shared ``main`` tail: the common options (--workdir, --out, -v), logging on stderr, then
     ``run(args, workdir)`` in --workdir or a removed temp dir."""

@@ -13,7 +13,6 @@ Usage: .venv/bin/python bench/languages.py [--languages go rust] [--max-queries 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import run_bench
+from _corpus import run_bench, write_report
 from _polyglot import PACKAGES, build_language
 from retrieval import (
     ABLATIONS,
@@ -79,10 +78,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         loadavg_end=os.getloadavg(),
     )
     print_report(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        log.info("wrote %s", args.out)
+    write_report(report, args.out)
     return 0
 
 

@@ -17,7 +17,6 @@ Usage: .venv/bin/python bench/retrieval.py [--max-queries 300] [--seed 0] [--out
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -33,7 +32,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _corpus import DEFAULT_PACKAGES, Function, build_corpus, run_bench
+from _corpus import DEFAULT_PACKAGES, Function, build_corpus, run_bench, write_report
 
 log = logging.getLogger("bench.retrieval")
 
@@ -351,10 +350,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         ],
     }
     print_report(report)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-        log.info("wrote %s", args.out)
+    write_report(report, args.out)
     return 0
 
 
