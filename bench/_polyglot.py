@@ -501,7 +501,7 @@ def build_language(dest: Path, language: str, cache: Path = CACHE) -> Corpus:
             rel = f"{src.label}/{path.relative_to(base).as_posix()}"
             original = path.read_bytes()
             stripped, removed = strip_doc_comments(original, language)
-            functions = _pair(src.label, rel, original, stripped, language)
+            functions = pair_functions(src.label, rel, original, stripped, language)
             if functions is None:
                 continue
             out = dest / rel
@@ -522,9 +522,11 @@ def build_language(dest: Path, language: str, cache: Path = CACHE) -> Corpus:
     return corpus
 
 
-def _pair(
+def pair_functions(
     package: str, rel: str, original: bytes, stripped: bytes, language: str
 ) -> list[Function] | None:
+    """The functions of the stripped file, each with the query from its original doc comment; None when
+    stripping changed which functions the file has (the file is then left out)."""
     p = parser(language)
     before = find_functions(p.parse(original), language)
     after = find_functions(p.parse(stripped), language)

@@ -27,11 +27,8 @@ from _polyglot import (
     PACKAGES,
     Source,
     code_files,
-    doc_before,
     fetch,
-    find_functions,
-    parser,
-    query_of,
+    pair_functions,
     refuse_reserved,
     strip_doc_comments,
 )
@@ -111,33 +108,23 @@ def check_disjoint() -> None:
 
 def functions_of(language: str, src: Source) -> list[dict]:
     base = fetch(src)
-    p = parser(language)
     out = []
     for path in code_files(base, language):
         rel = f"{src.label}/{path.relative_to(base).as_posix()}"
         original = path.read_bytes()
         stripped, _ = strip_doc_comments(original, language)
-        before = find_functions(p.parse(original), language)
-        after = find_functions(p.parse(stripped), language)
-        if [f.qualname for f in before] != [f.qualname for f in after]:
-            continue
-        lines = stripped.decode("utf-8", "replace").splitlines()
-        for orig, new in zip(before, after, strict=True):
-            query = query_of(orig, doc_before(orig, language), language)
-            if not query:
-                continue
-            lo, hi = new.node.start_point[0], new.node.end_point[0]
-            code = "\n".join(lines[lo : hi + 1])
-            out.append(
-                {
-                    "file": f"{language}/{rel}",
-                    "pkg": f"{language}:{src.label}",
-                    "qualname": orig.qualname,
-                    "query": query,
-                    "passage": f"{rel} {orig.qualname}\n{code[:MAX_CODE_CHARS]}",
-                    "code_hash": hashlib.sha1(code.encode()).hexdigest()[:16],
-                }
-            )
+        for f in pair_functions(src.label, rel, original, stripped, language) or []:
+            if f.query:
+                out.append(
+                    {
+                        "file": f"{language}/{rel}",
+                        "pkg": f"{language}:{src.label}",
+                        "qualname": f.qualname,
+                        "query": f.query,
+                        "passage": f"{rel} {f.qualname}\n{f.source[:MAX_CODE_CHARS]}",
+                        "code_hash": hashlib.sha1(f.source.encode()).hexdigest()[:16],
+                    }
+                )
     return out
 
 
