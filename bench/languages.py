@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--all-ablations", action="store_true")
+    p.add_argument(
+        "--rerankers", nargs="*", default=[], help="cross-encoder dirs to compare on the same index"
+    )
     return run_bench(p, argv, "lp-bench-languages-", _run)
 
 
@@ -93,11 +96,14 @@ def _one_language(
     queries = [t.query or "" for t in targets]
     cache = work / language / "cache"
     shutil.rmtree(cache, ignore_errors=True)
-    lp_runs, info, model = run_localpilot(repo, cache, queries, args.k, ablate=True, only=ablations)
+    lp_runs, info, model = run_localpilot(
+        repo, cache, queries, args.k, ablate=True, only=ablations, rerankers=args.rerankers
+    )
     runs = {
         "localpilot": (lp_runs[""], False),
         "localpilot (chunk in fn)": (lp_runs[""], True),
         **{f"localpilot [{a}]": (lp_runs[a], False) for a in ablations if a in lp_runs},
+        **{f"localpilot [{a}]": (lp_runs[a], False) for a in lp_runs if a.startswith("reranker ")},
         "bm25": (run_bm25(corpus.functions, queries, args.k)[0], False),
         "minilm-raw": (
             run_minilm(baseline, corpus.functions, queries, args.k, args.batch_size)[0],

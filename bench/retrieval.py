@@ -100,10 +100,12 @@ def run_localpilot(
     k: int,
     ablate: bool,
     only: Sequence[str] | None = None,
+    rerankers: Sequence[str] = (),
 ) -> tuple[dict[str, list[list[Span]]], dict, Any]:
     """Index ``repo`` and search each query; returns ({variant: rankings}, info, the loaded model).
 
-    ``ablate`` adds the ABLATIONS rows (those named in ``only`` when given)."""
+    ``ablate`` adds the ABLATIONS rows (those named in ``only`` when given); each of ``rerankers`` (a
+    cross-encoder directory) adds a "reranker DIR" row: the same index and candidates, reranked by it."""
     import dataclasses
 
     from localpilot.config import load_settings
@@ -152,6 +154,14 @@ def run_localpilot(
             a.retriever.reranker = reranker if rerank else None
             out[name], info["variants"][name] = search_all()
         a.retriever.config, a.retriever.reranker = config, reranker
+    for path in rerankers:
+        from localpilot.experts.registry import load_reranker
+
+        shipped = a.retriever.reranker
+        a.retriever.reranker = load_reranker(path, a.settings.device, a.settings.precision)
+        name = f"reranker {Path(path).name}"
+        out[name], info["variants"][name] = search_all()
+        a.retriever.reranker = shipped
     a.close()
     return out, info, model
 
@@ -263,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="skip the localpilot vector-only / lexical-only rows",
     )
+    p.add_argument(
+        "--rerankers", nargs="*", default=[], help="cross-encoder dirs to compare on the same index"
+    )
     return run_bench(p, argv, "lp-bench-retrieval-", _run)
 
 
@@ -285,7 +298,9 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     cache = work / "cache"
     shutil.rmtree(cache, ignore_errors=True)
     results: dict[str, dict] = {}
-    lp_runs, info_lp, model = run_localpilot(repo, cache, queries, args.k, not args.no_ablations)
+    lp_runs, info_lp, model = run_localpilot(
+        repo, cache, queries, args.k, not args.no_ablations, rerankers=args.rerankers
+    )
     ranked_lp = lp_runs[""]
     log.info("localpilot done")
     ranked_bm, info_bm = run_bm25(functions, queries, args.k)
@@ -309,8 +324,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
                 },
                 first_hit,
             )
-            for name in ABLATIONS
-            if name in lp_runs
+            for name in lp_runs
+            if name
         ],
         ("bm25", ranked_bm, info_bm, first_hit),
         ("minilm-raw", ranked_mini, info_mini, first_hit),

@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import json
 import logging
+import random
 import sys
 from collections import Counter
 from pathlib import Path
@@ -143,6 +144,44 @@ def build(languages: list[str]) -> list[dict]:
     counts = Counter(f["pkg"].split(":")[0] for f in out)
     log.info("polyglot: %d functions %s", len(out), dict(counts))
     return out
+
+
+def add_polyglot(data: dict, path: str, args: argparse.Namespace) -> None:
+    """Mix in other languages' pairs (``models/polyglot_data.py``): whole files of each language held out
+    as its dev set (``data["dev_sets"]``), the rest joins the train pool, with Python pairs sampled to make
+    ``--python-share`` of the pairs."""
+    funcs, seen = [], set()
+    for f in json.loads(gzip.decompress(Path(path).read_bytes())):
+        if f["code_hash"] not in seen:  # vendored copies across packages
+            seen.add(f["code_hash"])
+            funcs.append(f)
+    counts = Counter(f["query"].lower() for f in funcs)
+    funcs = [f for f in funcs if counts[f["query"].lower()] == 1]  # ambiguous queries out
+    rng = random.Random(args.seed)
+    by_lang: dict[str, dict[str, list[dict]]] = {}
+    for f in funcs:
+        by_lang.setdefault(f["file"].split("/", 1)[0], {}).setdefault(f["file"], []).append(f)
+    data["dev_sets"] = {"python": {"pool": data["dev_pool"], "queries": data["dev_queries"]}}
+    extra: list[dict] = []
+    for lang, files in sorted(by_lang.items()):
+        names = sorted(files)
+        rng.shuffle(names)
+        pool: list[dict] = []
+        while names and len(pool) < args.dev_pool_lang:
+            pool.extend(files[names.pop()])
+        queries = sorted(rng.sample(range(len(pool)), min(args.dev_queries_lang, len(pool))))
+        data["dev_sets"][lang] = {"pool": pool, "queries": queries}
+        extra.extend(f for n in names for f in files[n])
+    python = [f for f in data["train_pool"] if f["query"]]
+    rng.shuffle(python)
+    keep = int(len(extra) * args.python_share / max(1e-9, 1 - args.python_share))
+    data["train_pool"] = python[:keep] + extra
+    data["stats"]["polyglot"] = {
+        "python_pairs": min(keep, len(python)),
+        "other_pairs": len(extra),
+        "dev": {k: len(v["queries"]) for k, v in data["dev_sets"].items()},
+    }
+    log.info("polyglot: %s", data["stats"]["polyglot"])
 
 
 def main() -> None:

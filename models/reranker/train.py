@@ -13,6 +13,9 @@ Pipeline (all stages reproducible from --seed; stages 1-2 are cached under --cac
               param groups, linear warmup/decay, grad clip; time budget with a clean stop; dev MRR@10
               (CE order vs bi-encoder order on the same top-20 lists) at step 0 and every --eval-minutes;
               keeps the best checkpoint by dev MRR@10.
+  --polyglot  mixes in JavaScript/TypeScript/Go/Rust/Java pairs (``models/polyglot_data.py``): whole files
+              of each language held out as its dev set, mined and evaluated per language; the checkpoint
+              kept is the best by the mean over languages.
 
 Usage:  HF_HUB_OFFLINE=1 .venv/bin/python models/reranker/train.py --minutes 35
 Logs go to stderr; the learning curve is written to <out>/../learning_curve.json (see --curve).
@@ -358,6 +361,17 @@ def build_dataset(args) -> dict:
 
 # ----------------------------------------------------------------------------------------------- stage 2: mining
 
+
+def dev_sets(data: dict) -> dict[str, dict]:
+    """The held-out sets by language: ``data["dev_sets"]`` (--polyglot) or Python's alone."""
+    if "dev_sets" not in data:
+        python = {"pool": data["dev_pool"], "queries": data["dev_queries"]}
+        data["dev_sets"] = {
+            "python": python | ({"top": data["dev_top"]} if "dev_top" in data else {})
+        }
+    return data["dev_sets"]
+
+
 BF16_CPU = True  # --fp32 turns bf16 autocast off on CPU (it needs AMX/AVX512-BF16 to pay off)
 
 
@@ -394,10 +408,11 @@ def mine(data: dict, base: str, device: str, k: int = 20) -> None:
                 out.append([int(j) for j in row[np.argsort(-sims[r, row])]])
         return out
 
-    dev_pv = enc([f["passage"] for f in data["dev_pool"]])
-    dev_qv = enc([data["dev_pool"][i]["query"] for i in data["dev_queries"]])
-    data["dev_top"] = topk(dev_qv, dev_pv)
-    log.info("mine: dev pool encoded (%d passages, %.0fs)", len(dev_pv), time.time() - t0)
+    for lang, dev in dev_sets(data).items():
+        pv = enc([f["passage"] for f in dev["pool"]])
+        dev["top"] = topk(enc([dev["pool"][i]["query"] for i in dev["queries"]]), pv)
+        log.info("mine: %s dev pool encoded (%d passages, %.0fs)", lang, len(pv), time.time() - t0)
+    data["dev_top"] = data["dev_sets"]["python"]["top"]
     tr_pv = enc([f["passage"] for f in data["train_pool"]])
     tr_qv = enc([f["query"] for f in data["train_pool"]])
     data["train_top"] = topk(tr_qv, tr_pv)
@@ -436,12 +451,30 @@ def score_pairs(model, tok, pairs, max_length, device, batch_size=64) -> np.ndar
             max_length=max_length,
             return_tensors="pt",
         ).to(device)
-        out.append(model(**enc).logits.float().view(-1).cpu().numpy())
+        with bf16(device):  # as localpilot runs it where bf16 pays (precision = auto)
+            out.append(model(**enc).logits.float().view(-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
 
 def evaluate(model, tok, data, max_length, device) -> dict:
-    pool, qidx, tops = data["dev_pool"], data["dev_queries"], data["dev_top"]
+    """Dev MRR@10/R@1 of the cross-encoder's and the miner's order of the same top-20 lists, per language
+    (``langs``) and as the mean over languages (the top-level keys)."""
+    per = {
+        lang: evaluate_set(model, tok, dev, max_length, device)
+        for lang, dev in dev_sets(data).items()
+    }
+    keys = ("ce_mrr10", "bi_mrr10", "ce_r1", "bi_r1", "pos_in_top20")
+    out: dict = {k: float(np.mean([r[k] for r in per.values()])) for k in keys}
+    if len(per) > 1:
+        out["langs"] = {
+            lang: {"ce": round(r["ce_mrr10"], 4), "bi": round(r["bi_mrr10"], 4)}
+            for lang, r in per.items()
+        }
+    return out
+
+
+def evaluate_set(model, tok, dev: dict, max_length, device) -> dict:
+    pool, qidx, tops = dev["pool"], dev["queries"], dev["top"]
     pairs, spans = [], []
     for qi, top in zip(qidx, tops, strict=False):
         spans.append((len(pairs), len(top)))
@@ -574,7 +607,7 @@ def train(args, data: dict) -> dict:
             "epoch": round(epoch, 3),
             "train_minutes": round((time.time() - t_start - eval_time) / 60, 2),
             "train_loss_avg": None if loss_avg is None else round(loss_avg, 4),
-            **{k: round(v, 4) for k, v in r.items()},
+            **{k: v if k == "langs" else round(v, 4) for k, v in r.items()},
         }
         curve.append(row)
         msg = (
@@ -582,6 +615,7 @@ def train(args, data: dict) -> dict:
             f"loss {row['train_loss_avg']} | dev MRR@10 CE {r['ce_mrr10']:.4f} vs bi {r['bi_mrr10']:.4f} | "
             f"R@1 CE {r['ce_r1']:.3f} vs bi "
             f"{r['bi_r1']:.3f} | pos in top20 {r['pos_in_top20']:.3f} ({time.time() - te:.0f}s)"
+            f"{' | ' + json.dumps(r['langs']) if 'langs' in r else ''}"
         )
         log.info(msg)
         print(msg, flush=True)
@@ -773,6 +807,12 @@ def main(argv=None) -> None:
     )
     ap.add_argument("--dev-queries", type=int, default=200)
     ap.add_argument("--dev-pool", type=int, default=1200)
+    ap.add_argument(
+        "--polyglot", default=None, help="other languages' pairs (models/polyglot_data.py output)"
+    )
+    ap.add_argument("--python-share", type=float, default=0.35, help="with --polyglot")
+    ap.add_argument("--dev-queries-lang", type=int, default=100, help="with --polyglot")
+    ap.add_argument("--dev-pool-lang", type=int, default=300, help="with --polyglot")
     ap.add_argument("--group", type=int, default=8, help="1 positive + group-1 negatives")
     ap.add_argument("--n-random", type=int, default=1)
     ap.add_argument(
@@ -813,9 +853,10 @@ def main(argv=None) -> None:
     else:
         key = f"seed{args.seed}-cap{args.mine_cap}-share{args.pkg_share}-dev{args.dev_queries}-{args.dev_pool}"
         mined_by = "" if args.miner == args.base else f".mined-{Path(args.miner).name}"
-        data_path = Path(args.cache) / f"data-{key}{mined_by}.json.gz"
+        mixed = f".polyglot{args.python_share}" if args.polyglot else ""
+        data_path = Path(args.cache) / f"data-{key}{mixed}{mined_by}.json.gz"
     built_path = data_path.with_name(
-        re.sub(r"(\.mined-[^/]+)?\.json\.gz$", ".built.json.gz", data_path.name)
+        re.sub(r"(\.polyglot[\d.]+)?(\.mined-[^/]+)?\.json\.gz$", ".built.json.gz", data_path.name)
     )
     if data_path.exists():
         data = json.loads(gzip.decompress(data_path.read_bytes()))
@@ -831,6 +872,11 @@ def main(argv=None) -> None:
         if args.no_mine:
             log.info("built data cached to %s (not mined)", built_path)
             return
+        if args.polyglot:
+            sys.path.insert(0, str(HERE.parent))
+            from polyglot_data import add_polyglot
+
+            add_polyglot(data, args.polyglot, args)
         mine(data, args.miner, args.device)
         data_path.parent.mkdir(parents=True, exist_ok=True)
         data_path.write_bytes(gzip.compress(json.dumps(data).encode(), 6, mtime=0))
