@@ -303,7 +303,7 @@ def auroc(rows: Sequence[dict[str, Any]], model: Any) -> float | None:
 
 # ----------------------------------------------------------------------------------------------- fitting
 
-ANSWERABLE = ("rerank_best", "rerank_margin", "vector_best")
+ANSWERABLE = ("rerank_best", "rerank_margin", "vector_best", "term_coverage")
 CORRECT = ("rerank_best", "rerank_margin", "vector_best", "mean_logprob", "draft_support")
 
 
@@ -429,6 +429,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         rows = run_set(a, questions, "small")
         report["dev_js"] = {"summary": summarize(rows), "rows": rows}
         a.close()
+    elif args.gate or args.fit_gate:
+        report |= gate(work, args.per_repo, args.fit_gate)
     elif args.fit:
         root, questions = dev_set(work)
         a = assistant(root, work)
@@ -463,6 +465,70 @@ def _run(args: argparse.Namespace, work: Path) -> int:
         report |= evaluate(work, args.per_repo, args.big)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     return emit(report, args.out)
+
+
+def gate(work: Path, per_repo: int, write: bool) -> dict[str, Any]:
+    """The not-found gate alone, from retrieval's signals (no LLM runs): fitted on the dev set, then judged
+    on the held-out sets: unanswerable questions answered "not found", answerable ones wrongly so. With
+    ``write`` the fitted gate replaces ``[answerable]`` in models/confidence.toml (the rest is kept)."""
+    from localpilot.confidence import Confidence
+
+    root, questions = dev_set(work)
+    a = assistant(root, work)
+    a.router.confidence = Confidence(None, None)  # signals without any estimate
+    rows = run_set(a, questions, "search")
+    embedder = a.embedder
+    a.close()
+    for r in rows:
+        r["answerable"] = bool(r["target"])
+    model = fit(rows, ANSWERABLE, "answerable", 0.1)
+    shipped = Confidence.load().answerable  # the baseline, scored on the same signals
+    report: dict[str, Any] = {
+        "dev": {"fitted": gate_scores(rows, questions, model)},
+        "answerable": model.__dict__,
+    }
+    report["dev"]["shipped"] = gate_scores(rows, questions, shipped)
+    for name, (root, questions) in eval_sets(work, per_repo).items():
+        a = assistant(root, work, embedder)
+        rows = run_set(a, questions, "search")
+        report[name] = {
+            "fitted": gate_scores(rows, questions, model),
+            "shipped": gate_scores(rows, questions, shipped),
+        }
+        log.info("%s: %s", name, report[name])
+        a.close()
+    if write:
+        write_answerable(model)
+    return report
+
+
+def gate_scores(rows: Sequence[dict[str, Any]], questions: Sequence[Question], model: Any) -> dict:
+    from localpilot.confidence import Confidence
+    from localpilot.router import Router
+
+    router = Router(confidence=Confidence(model, None))
+    said = [
+        router.not_found(r["signals"], q.q) is not None
+        for r, q in zip(rows, questions, strict=True)
+    ]
+    missing = [n for n, q in zip(said, questions, strict=True) if not q.path]
+    real = [n for n, q in zip(said, questions, strict=True) if q.path]
+    return {
+        "unanswerable_not_found": f"{sum(missing)} / {len(missing)}",
+        "wrongly_not_found": f"{sum(real)} / {len(real)}",
+        "missed": [q.q for n, q in zip(said, questions, strict=True) if not q.path and not n],
+    }
+
+
+def write_answerable(model: Any) -> None:
+    import tomlkit
+
+    path = ROOT / "models" / "confidence.toml"
+    doc = tomlkit.parse(path.read_text())
+    fitted = tomlkit.parse(model.to_toml("answerable"))["answerable"]
+    for key, value in fitted.items():  # in place: the comments around the table stay
+        doc["answerable"][key] = value  # type: ignore[index]
+    path.write_text(tomlkit.dumps(doc))
 
 
 def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
@@ -519,6 +585,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "--dev-js", action="store_true", help="answer 30 questions of koa (a JavaScript dev set)"
+    )
+    p.add_argument(
+        "--gate",
+        action="store_true",
+        help="the not-found gate alone (no LLM): fit on dev, judge held out",
+    )
+    p.add_argument(
+        "--fit-gate", action="store_true", help="--gate, and write [answerable] to confidence.toml"
     )
     p.add_argument("--per-repo", type=int, default=40)
     p.add_argument(

@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -53,7 +53,8 @@ def clean_query(query: str) -> str:
 @dataclass(frozen=True)
 class SearchResult:
     """One search's hits, best first, what it cost (``retrieve_ms``, ``rerank_ms``) and how sure it is
-    (``signals``: the best vector similarity, the reranker's best and second probabilities where it ran)."""
+    (``signals``: the best vector similarity, the reranker's best and second probabilities where it ran, and
+    ``term_coverage``, the share of the query's terms that occur anywhere in the index)."""
 
     hits: list[Hit]
     timings: Mapping[str, float] = field(default_factory=dict)
@@ -83,7 +84,11 @@ class Retriever:
         if not query or k <= 0:
             return SearchResult([])
         started = time.perf_counter()
-        return self.rank(query, self.channels(query), k, explain, use_reranker, started)
+        result = self.rank(query, self.channels(query), k, explain, use_reranker, started)
+        coverage = self.state.term_coverage(query_terms(query)[:MAX_QUERY_TERMS])
+        return replace(
+            result, signals=MappingProxyType({**result.signals, "term_coverage": coverage})
+        )
 
     def channels(self, query: str) -> dict[str, Ranked]:
         """Each channel's candidates for a cleaned query: vector, lexical (FTS5 BM25) and symbol names."""

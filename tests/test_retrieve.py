@@ -106,6 +106,16 @@ def test_odd_queries_do_not_crash(app: Assistant, query: str) -> None:
     assert isinstance(hits, list) and len(hits) <= 5
 
 
+def test_term_coverage_says_how_much_of_a_question_the_repository_mentions(app: Assistant) -> None:
+    signals = app.retriever.search("verify the hmac signature of a payload").signals
+    assert signals["term_coverage"] == 1.0
+    foreign = app.retriever.search("send sms reminders to a patient").signals["term_coverage"]
+    assert foreign == 0.0
+    half = app.retriever.search("render the invoice as a spreadsheet xlsx").signals["term_coverage"]
+    assert 0.0 < half < 1.0
+    assert app.state.term_coverage([]) == 1.0 and app.state.term_coverage(['"); DROP']) == 0.0
+
+
 def test_empty_query_returns_nothing(app: Assistant) -> None:
     assert app.search("   ") == [] and app.search("") == []
 

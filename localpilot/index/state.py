@@ -363,6 +363,21 @@ class IndexState:
         )
         return [(cid, -float(score)) for cid, score in rows]
 
+    def term_coverage(self, terms: Sequence[str]) -> float:
+        """Share of ``terms`` found in at least one indexed chunk (1.0 for no terms): a question about things
+        the repository never mentions ("SMS reminders" in a date library) scores low."""
+        safe = [t for t in (re.sub(r"[^\w]", "", t) for t in terms) if t]
+        if not safe:
+            return 1.0
+        found = sum(
+            self.db.execute(
+                "SELECT 1 FROM lexical WHERE lexical MATCH ? LIMIT 1", (f'"{t}"',)
+            ).fetchone()
+            is not None
+            for t in safe
+        )
+        return found / len(safe)
+
     def symbols(self) -> SymbolRows:
         """(chunk_id, symbol, path) of every chunk with the generation they belong to, for the symbol channel."""
         db = self.db
