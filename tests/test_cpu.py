@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import platform
 import threading
 import time
 from pathlib import Path
 
-from localpilot.experts.cpu import IDLE_CORES, CpuLedger
+from localpilot.experts.cpu import IDLE_CORES, CpuLedger, release_freed_memory
 
 
 def _stat(path: Path, busy: int, idle: int) -> None:
@@ -62,3 +63,8 @@ def test_give_way_stops_on_cancel() -> None:
         started = time.monotonic()
         ledger.give_way(cancel)
         assert time.monotonic() - started < 5
+
+
+def test_freed_memory_is_handed_back_where_libc_can() -> None:
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert release_freed_memory() is expected

@@ -10,6 +10,8 @@ how many cores other processes used lately (Linux ``/proc/stat`` less this proce
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import threading
 import time
@@ -121,3 +123,23 @@ class CpuLedger:
 
 
 ledger = CpuLedger()
+
+
+@functools.cache
+def _malloc_trim() -> object | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; absent on musl, macOS and Windows
+    except (AttributeError, OSError, TypeError):
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Hand the memory freed by the last encoder batch back to the OS. glibc keeps freed blocks in its
+    arenas, so an embedding run's resident memory grew with every batch of new tensor shapes (504 -> 1,059
+    MB over 3,000 chunks; 590 MB trimming after each batch, at the same chunks/s). False where there is no
+    ``malloc_trim``."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)  # type: ignore[operator]
+    return True

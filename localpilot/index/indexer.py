@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from localpilot.config import Settings
+from localpilot.experts.cpu import release_freed_memory
 from localpilot.experts.embedder import Embedder
 from localpilot.index import filters
 from localpilot.index.chunker import CHUNKER_VERSION, chunk_file
@@ -157,6 +158,7 @@ class Indexer:
             if not (ids := self.state.pending(BATCH_CHUNKS)):
                 return
             self._embed(ids, stats)
+            release_freed_memory()  # flat memory over a big run (see experts/cpu.py)
             done += len(ids)
 
     def _embed(self, ids: list[str], stats: IndexStats) -> None:
