@@ -20,7 +20,6 @@ Usage: .venv/bin/python bench/scale_synthetic.py [--chunks 100000] [--out bench/
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import platform
 import random
@@ -32,6 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _corpus import emit
 
 log = logging.getLogger("bench.scale_synthetic")
 
@@ -278,10 +280,7 @@ def main() -> int:
         with Assistant(repo, load_settings(repo, cache_dir=cache, precision="fp32")) as a:
             report["search"]["fp32"] = search_latency(a, texts)
         report["peak_rss_mb"] = round(peak_mb())
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    return emit(report, args.out)
 
 
 if __name__ == "__main__":
