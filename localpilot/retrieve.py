@@ -16,7 +16,7 @@ from localpilot.experts.embedder import Embedder
 from localpilot.experts.reranker import Reranker
 from localpilot.index.state import ChunkRow, IndexState, SymbolRows
 from localpilot.store import Store
-from localpilot.text import query_terms, split_identifier
+from localpilot.text import QUESTION_WORDS, query_terms, split_identifier
 from localpilot.types import Hit
 
 MAX_QUERY_CHARS = 2000
@@ -85,7 +85,8 @@ class Retriever:
             return SearchResult([])
         started = time.perf_counter()
         result = self.rank(query, self.channels(query), k, explain, use_reranker, started)
-        coverage = self.state.term_coverage(query_terms(query)[:MAX_QUERY_TERMS])
+        about = [t for t in query_terms(query)[:MAX_QUERY_TERMS] if t not in QUESTION_WORDS]
+        coverage = self.state.term_coverage(about)
         return replace(
             result, signals=MappingProxyType({**result.signals, "term_coverage": coverage})
         )

@@ -15,6 +15,19 @@ code function method class file files find show me return returns value values u
 """.split()
 )
 
+#: Prose of questions that code rarely spells ("explain in great detail how every part works"): left out of
+#: ``term_coverage``, which asks whether the repository mentions what a question is about.
+QUESTION_WORDS = frozenset(
+    """
+about across also another anything around ask before between both bit briefly can could describe detail
+detailed details does doing done each else enough entire every everything example exactly explain
+explanation great happen happens happening help here idea implement implemented implementation inside
+just kind know less like line lines look made main make makes many mean means more most much need
+need needs one only other overall part parts please possible really repository repo same see some
+something step steps tell thing things through walk want way ways well whole why work works working
+""".split()
+)
+
 
 def split_identifier(ident: str) -> list[str]:
     """``parseHTTPResponse_v2`` -> ``["parse", "http", "response", "v2"]`` (lower-case parts)."""

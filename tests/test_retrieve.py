@@ -113,6 +113,10 @@ def test_term_coverage_says_how_much_of_a_question_the_repository_mentions(app: 
     assert foreign == 0.0
     half = app.retriever.search("render the invoice as a spreadsheet xlsx").signals["term_coverage"]
     assert 0.0 < half < 1.0
+    chatty = "explain in great detail how every part of the invoice renderer works, line by line"
+    assert (
+        app.retriever.search(chatty).signals["term_coverage"] == 1.0
+    )  # question prose is not the topic
     assert app.state.term_coverage([]) == 1.0 and app.state.term_coverage(['"); DROP']) == 0.0
 
 
