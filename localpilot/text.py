@@ -23,7 +23,7 @@ about across also another anything around ask before between both bit briefly ca
 detailed details does doing done each else enough entire every everything example exactly explain
 explanation great happen happens happening help here idea implement implemented implementation inside
 just kind know less like line lines look made main make makes many mean means more most much need
-need needs one only other overall part parts please possible really repository repo same see some
+needs one only other overall part parts please possible really repository repo same see some
 something step steps tell thing things through walk want way ways well whole why work works working
 """.split()
 )

@@ -352,7 +352,7 @@ class IndexState:
 
     def lexical(self, terms: Sequence[str], n: int) -> list[tuple[str, float]]:
         """Best ``n`` chunks for any of ``terms`` by BM25 (FTS5), as (chunk_id, score), higher is better."""
-        safe = [t for t in (re.sub(r"[^\w]", "", t) for t in terms) if t]
+        safe = _fts_terms(terms)
         if not safe or n <= 0:
             return []
         match = " OR ".join(f'"{t}"' for t in safe)
@@ -366,7 +366,7 @@ class IndexState:
     def term_coverage(self, terms: Sequence[str]) -> float:
         """Share of ``terms`` found in at least one indexed chunk (1.0 for no terms): a question about things
         the repository never mentions ("SMS reminders" in a date library) scores low."""
-        safe = [t for t in (re.sub(r"[^\w]", "", t) for t in terms) if t]
+        safe = _fts_terms(terms)
         if not safe:
             return 1.0
         found = sum(
@@ -508,6 +508,11 @@ class IndexState:
 
     def _tx(self) -> _Transaction:
         return _Transaction(self.db)
+
+
+def _fts_terms(terms: Sequence[str]) -> list[str]:
+    """``terms`` reduced to word characters (never FTS5 syntax), empty ones dropped."""
+    return [t for t in (re.sub(r"[^\w]", "", t) for t in terms) if t]
 
 
 class _Connection:
