@@ -30,7 +30,11 @@ PENDING_PEEK = 4
 class RetrievalConfig:
     depth: int = 50  # candidates taken from each channel
     per_file: int = 5  # most hits from one file
-    rerank_top: int = 20  # candidates the reranker sees
+    # Candidates the reranker sees: reranking is most of a query's time on a CPU (20 pairs 414 of 446 ms at
+    # 13k chunks, 2-core AVX512-BF16). On the dev sdists below 16 scores exactly as 20 (MRR@10 0.601, R@10
+    # 0.838), 12 loses 0.003 / 0.010 and 10 loses 0.004 / 0.020; reading 160 or 128 tokens instead of 192
+    # loses 0.004-0.005 MRR@10 (bench/tune_retrieval.py, bench/results-tuning.json).
+    rerank_top: int = 16
     # final = reranker probability + blend * fused score / best fused score. Channel weights and blend are
     # tuned by bench/tune_retrieval.py on dev sdists that are neither installed here (so in no training data),
     # evaluated, nor reserved (bottle, itsdangerous, cachetools, pyparsing; 197 queries), by the mean of MRR@10

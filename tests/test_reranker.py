@@ -72,12 +72,16 @@ def test_unavailable_hub_reranker_is_a_clear_error() -> None:
         reranker.score("q", ["text"])
 
 
-def test_query_time_inference_runs_on_fewer_threads_and_restores(
-    tiny: Reranker, monkeypatch
+@pytest.mark.parametrize("machine_idle", [False, True])
+def test_query_time_inference_threads_follow_the_ledger_and_restore(
+    tiny: Reranker, monkeypatch, machine_idle: bool
 ) -> None:
-    """Reranking a query uses `query_threads` torch threads in the calling thread (OpenMP threads of two busy processes
-    wait on each other at barriers), and leaves the process's thread count as it was for indexing."""
+    """Reranking a query uses `query_threads` torch threads in the calling thread while anything else runs
+    (OpenMP threads of two busy processes wait on each other at barriers), every core when the ledger says the
+    machine is idle, and leaves the process's thread count as it was for indexing."""
     import torch
+
+    from localpilot.experts import reranker as module
 
     assert isinstance(tiny, CrossEncoderReranker)
     seen: list[int] = []
@@ -89,15 +93,22 @@ def test_query_time_inference_runs_on_fewer_threads_and_restores(
 
     monkeypatch.setattr(tiny.model, "predict", spy)
     monkeypatch.setattr(tiny, "query_threads", 1)
+    monkeypatch.setattr(
+        module.ledger, "threads_for", lambda base, mine=1: 3 if machine_idle else base
+    )
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         scores = tiny.score(
             "parse a date", ["def parse_date(s):\n    return s", "def add(a, b):\n    return a + b"]
         )
-        assert seen == [1] and len(scores) == 2
+        assert seen == [3 if machine_idle else 1] and len(scores) == 2
         assert torch.get_num_threads() == 2
+        tiny.idle_cores = False  # bench/latency.py's "half the cores" row
+        tiny.score("parse a date", ["def parse_date(s):\n    return s"])
+        assert seen[-1] == 1
     finally:
+        tiny.idle_cores = True
         torch.set_num_threads(before)
 
 

@@ -64,6 +64,7 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
         self.batch_size = batch_size
         self.precision = precision  # auto | fp32 | bf16 (resolved at load)
         self.query_threads = query_threads or half_the_cores()
+        self.idle_cores = True  # a query on every core when nothing else runs (see the reranker)
 
     def _load(self) -> Any:
         prepare_offline()
@@ -108,7 +109,9 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
 
     def embed_query(self, text: str) -> np.ndarray:
         model = self.model
-        with limit_threads(model, self.query_threads):
+        with ledger.job():
+            n = ledger.threads_for(self.query_threads) if self.idle_cores else self.query_threads
+        with limit_threads(model, n):
             return self.embed([text])[0]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

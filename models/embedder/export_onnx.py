@@ -11,6 +11,14 @@ the 0.99 gate fails on the minimum). ONNX Runtime's BERT fusion (onnxruntime.tra
 20.4/s. int8 only ties torch fp32 here; ONNX Runtime's int8 kernels may use AMX on this CPU, torch fp32 does
 not, so a CPU without AMX is unlikely to see int8 ahead. No ONNX backend ships; the files are not kept in
 ``models/``. Next lever: a smaller encoder (fewer layers, distilled from code-minilm), not a runtime.
+
+Measured again 2026-12-03 on a 2-core AMD EPYC with AVX512-BF16 and no AMX (the path of the issue), same 400
+chunks, quiet: torch fp32 17.5/s; torch bf16 39.9/s (cosine min 0.9999; what ``precision = auto`` picks here);
+ONNX fp32 19.6/s; ONNX int8 28.8-32.7/s (cosine mean 0.994, min 0.978), int8 of the MatMuls only 27.4-28.2/s
+(min 0.981). The reranker (20 pairs of 24-line chunks, 2 threads): torch fp32 865 ms, torch bf16 394 ms, ONNX
+fp32 697 ms, ONNX int8 402 ms with its top-1 differing from fp32 on 1 query in 10. So on AVX512-BF16 too,
+torch bf16 is the fastest backend; ONNX int8 would lead only on a CPU with neither AMX nor AVX512-BF16
+(~1.7x fp32 here), at the quality cost above.
 """
 
 from __future__ import annotations
