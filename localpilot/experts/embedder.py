@@ -17,6 +17,7 @@ from localpilot.experts._lazy import (
     limit_threads,
     pick_device,
     prepare_offline,
+    query_threads_now,
     resolve_precision,
 )
 from localpilot.experts.cpu import ledger
@@ -110,7 +111,7 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
     def embed_query(self, text: str) -> np.ndarray:
         model = self.model
         with ledger.job():
-            n = ledger.threads_for(self.query_threads) if self.idle_cores else self.query_threads
+            n = query_threads_now(self.query_threads, self.idle_cores)
         with limit_threads(model, n):
             return self.embed([text])[0]
 

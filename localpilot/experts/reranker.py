@@ -14,6 +14,7 @@ from localpilot.experts._lazy import (
     limit_threads,
     pick_device,
     prepare_offline,
+    query_threads_now,
     resolve_precision,
 )
 from localpilot.experts.cpu import ledger
@@ -60,16 +61,14 @@ class CrossEncoderReranker(LazyModel, Reranker):
             self.model_ref, max_length=self.max_length, device=device, model_kwargs={"dtype": dtype}
         )
 
-    def threads_now(self) -> int:
-        """Every core while nothing else runs (20 pairs: 701 -> 394 ms on 2 cores, AVX512-BF16), else
-        ``query_threads``: spinning OpenMP threads beside another busy job are slower than one."""
-        return ledger.threads_for(self.query_threads) if self.idle_cores else self.query_threads
-
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
         model = self.model
-        with ledger.job(), limit_threads(model, self.threads_now()):
+        with (
+            ledger.job(),
+            limit_threads(model, query_threads_now(self.query_threads, self.idle_cores)),
+        ):
             scores = model.predict(
                 [(query, t) for t in texts],
                 batch_size=self.batch_size,
