@@ -4,8 +4,11 @@
   window position, from the index and from recently edited buffers), then a window of the current file that
   starts on a line boundary and moves in steps of ``window_step`` lines, then the cursor; llama.cpp reuses the
   cached prefix, so a keystroke costs the few new tokens, the short suffix and the answer.
+* At the start of a line (a new spot) the model reads ``lines_after_new`` lines after the cursor, paid for by
+  fewer lines before it; mid-line (typing) only ``lines_after``, since every keystroke re-reads them.
 * Generation is capped in time: past ``t_max_ms`` it stops at the first line break (llama.vim's
-  ``t_max_predict_ms``), past ``t_hard_ms`` it stops (a 1-thread CPU would otherwise spend seconds on one line).
+  ``t_max_predict_ms``), past ``t_hard_ms`` it stops (a 1-thread CPU would otherwise spend seconds on one line);
+  mid-line the caps are ``t_max_typing_ms`` / ``t_hard_typing_ms``.
 * An LRU of completions answers a repeated cursor and text the user typed through (typing the start of the
   shown completion returns the rest at once); after a completion, the one that follows its acceptance is
   computed speculatively while the user reads it, so Tab is a cache hit.
@@ -42,9 +45,10 @@ WINDOW_BUCKETS = (384, 512, 768, 1024, 1536, 2048, 2816)  # window sizes in toke
 @dataclass(frozen=True)
 class CompletionConfig:
     lines_before: int = 256  # llama.vim's window
-    lines_after: int = (
-        6  # suffix lines: all re-read on every keystroke (they follow the cursor in the prompt)
-    )
+    lines_after: int = 6  # suffix lines mid-line: all re-read on every keystroke (they follow the cursor in the prompt)
+    # Suffix lines at the start of a line (a new spot: the prompt is read afresh there anyway). What follows
+    # the cursor is the best clue at a new spot; they take their room from the lines before it.
+    lines_after_new: int = 24
     window_step: int = 32  # the window's first line moves in steps, so its tokens stay cached
     max_window_chars: int = (
         9_000  # ~2.3k tokens: the window fits a 4k context uncut (a cut would move its start)
@@ -54,6 +58,10 @@ class CompletionConfig:
     t_hard_ms: float = (
         1500.0  # generating longer than this, stop: a partial line now beats a whole one late
     )
+    # Mid-line (text before the cursor on its line: the user is typing) the caps are tighter: the rest of
+    # the line is what is wanted there, and every keystroke asks again.
+    t_max_typing_ms: float = 200.0
+    t_hard_typing_ms: float = 1000.0
     extra_chunks: int = 3  # other-file chunks read before the window
     extra_lines: int = 24
     ring_size: int = 16  # recently edited places remembered as context candidates
@@ -111,6 +119,12 @@ def _head(text: str, lines: int, chars: int) -> str:
     return "\n".join(out)
 
 
+def _same_suffix(a: str, b: str) -> bool:
+    """Two windows' suffixes cut from the same text after the cursor (a new spot reads more lines of it than
+    typing does): one is the other's start."""
+    return a.startswith(b) or b.startswith(a)
+
+
 def comment_for(language: str) -> str:
     return "#" if language in HASH_COMMENT else "//"
 
@@ -143,6 +157,10 @@ def make_window(
     step = config.window_step if budget >= config.max_window_chars // 2 else 8
     before = prefix.split("\n")
     cursor = len(before) - 1
+    new_spot = not before[cursor].strip()
+    after = suffix.split("\n")[: (config.lines_after_new if new_spot else config.lines_after) + 1]
+    if new_spot:  # the longer suffix is paid for by the prefix, so a new spot reads as fast
+        budget -= min(budget // 2, sum(min(len(x), LINE_CHARS) + 1 for x in after[1:]))
     start = max(0, cursor - config.lines_before)
     size = sum(len(x) + 1 for x in before[start:cursor])
     while start < cursor and size > budget:
@@ -156,7 +174,6 @@ def make_window(
         and sum(len(x) + 1 for x in before[keep:cursor]) <= 2 * budget
     ):
         start = keep
-    after = suffix.split("\n")[: config.lines_after + 1]
     head = "\n".join(before[start:cursor])
     current = before[cursor][
         -LINE_CHARS:
@@ -319,6 +336,7 @@ class Completer:
     ) -> Completion:
         gen = self.generator()
         head, pairs = self._layout(win, language, extra)
+        soft, hard = self._caps(win)
         text = ""
         started = 0.0  # the caps count from the first token: reading the prompt is not predicting
         for token in gen.infill(
@@ -327,10 +345,9 @@ class Completer:
             text += token.text
             started = started or time.perf_counter()
             elapsed = (time.perf_counter() - started) * 1000
-            late = elapsed > self.config.t_max_ms
             if (
-                (late and "\n" in text.lstrip("\n"))
-                or elapsed > self.config.t_hard_ms
+                (elapsed > soft and "\n" in text.lstrip("\n"))
+                or elapsed > hard
                 or text.count("\n") > MAX_LINES
             ):
                 break
@@ -346,6 +363,13 @@ class Completer:
             stats.prompt_tokens,
             stats.cached_tokens,
         )
+
+    def _caps(self, win: Window) -> tuple[float, float]:
+        """(soft, hard) generation caps in ms: tighter mid-line, where the user is typing."""
+        line = win.prefix.rsplit("\n", 1)[-1]
+        if line.strip():
+            return self.config.t_max_typing_ms, self.config.t_hard_typing_ms
+        return self.config.t_max_ms, self.config.t_hard_ms
 
     def _layout(
         self, win: Window, language: str, extra: Sequence[Chunk]
@@ -429,7 +453,7 @@ class Completer:
             for entry in reversed(self.cache.values()):
                 if (
                     entry.path != win.path
-                    or entry.suffix != win.suffix
+                    or not _same_suffix(entry.suffix, win.suffix)
                     or not win.prefix.startswith(entry.prefix)
                 ):
                     continue

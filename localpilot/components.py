@@ -58,6 +58,7 @@ class Components:
         self._generators: dict[str, Generator] = dict(generators or {})
         self._given = frozenset(self._generators)
         self._lock = threading.RLock()
+        self._embedder_loading = False
 
     @property
     def embedder(self) -> Embedder:
@@ -183,9 +184,30 @@ class Components:
             return self._completer
 
     def _context_search(self, query: str, k: int) -> list[Hit]:
-        """Completion context: the index without the reranker (a completion should not wait for it)."""
+        """Completion context: the index without the reranker (a completion should not wait for it), and
+        nothing while the embedder is still loading (nor for that)."""
         self.require_index()
+        if not self.embedder.ready():
+            self._load_embedder_soon()
+            return []
         return self.retriever.search(query, k, use_reranker=False).hits
+
+    def _load_embedder_soon(self) -> None:
+        """Load the embedder in the background, once, for the completions after this one."""
+        with self._lock:
+            if self._embedder_loading:
+                return
+            self._embedder_loading = True
+        log.debug("no completion context yet: the embedder is loading")
+        embedder = self.embedder
+
+        def load() -> None:
+            try:
+                embedder.embed_query("load")
+            except Exception as exc:  # the next search reports it where a user sees it
+                log.warning("could not load the embedder: %s", exc)
+
+        threading.Thread(target=load, name="load-embedder", daemon=True).start()
 
     def close(self) -> None:
         """Close what this object opened: the index's SQLite connections and the models it loaded (models

@@ -207,6 +207,17 @@ class Assistant:
 
         return self.parts.completer.prewarm(path, detect_language(path), prefix, suffix)
 
+    def warm_up(self) -> None:
+        """Load what an inline completion uses before the first one is asked: the completion model, and the
+        index and embedder behind its context search (an editor starts its language server seconds before
+        the first keystroke). Anything that fails here is reported by the request that needs it."""
+        try:
+            self.generator("fim").load()
+            self.parts.require_index()
+            self.parts.retriever.search("warm up", 1, use_reranker=False)
+        except LocalpilotError as exc:
+            log.info("not warmed up: %s", exc)
+
     def note_buffer(self, path: str, text: str, line: int) -> None:
         """An editor opened or edited ``path`` near ``line``: offered as context when completing other files."""
         self.parts.completer.note_buffer(path, text, line)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -253,3 +254,28 @@ def test_answer_stream_gives_events_or_just_the_result(
     answer = stream.result()  # reads what is left
     assert answer.expert == "small" and "retry_upload" in answer.text
     assert [e.kind for e in a.ask("find retry_upload")][-1] == "done"
+
+
+class _Loading(HashEmbedder):
+    """An embedder whose model is not in memory until its first query (as the real one after start-up)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded = threading.Event()
+
+    def ready(self) -> bool:
+        return self.loaded.is_set()
+
+    def embed_query(self, text: str) -> Any:
+        self.loaded.set()
+        return super().embed_query(text)
+
+
+def test_completion_context_never_waits_for_the_embedder_to_load(
+    fake_assistant: Callable[..., Assistant],
+) -> None:
+    a = fake_assistant(ScriptedGenerator())
+    a.parts._embedder = embedder = _Loading()
+    assert a.parts._context_search("retry upload", 3) == []  # none yet, and the load has begun
+    assert embedder.loaded.wait(10)
+    assert a.parts._context_search("retry upload", 3)[0].path == "upload.py"

@@ -249,3 +249,21 @@ def test_small_class_stays_whole(minilm: SentenceTransformerEmbedder) -> None:
     assert [(c.symbol, c.kind, c.start_line, c.end_line) for c in chunks] == [
         ("Point", "class", 1, 6)
     ]
+
+
+def test_counting_before_the_model_loads_matches_the_model(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    """Chunking runs on tokenizer.json alone (no torch, so keyword search is ready sooner); its counts and
+    length limit are the loaded model's, for code, prose, non-ASCII and texts far past the limit."""
+    fresh = SentenceTransformerEmbedder(minilm.model_dir, minilm.name, device="cpu")
+    texts = [
+        *(p.read_text(encoding="utf-8") for p in sorted(POLYGLOT.iterdir())),
+        "def größe(ä): return ä  # naïve café 🚀",
+        "x = 1\n" * 400,
+        "",
+        '\t\tif err != nil {\n\t\t\treturn fmt.Errorf("%w", err)\n\t\t}',
+    ]
+    assert fresh.count_tokens(texts) == minilm.count_tokens(texts)
+    assert fresh.max_tokens == minilm.max_tokens
+    assert fresh._model is None  # counted without loading the network

@@ -68,21 +68,25 @@ def test_window_starts_on_steps_and_keeps_its_head_while_typing() -> None:
         assert win.start_line % cfg.window_step == 0 and win.prefix.startswith(
             lines[win.start_line]
         )
-        assert win.suffix.count("\n") <= cfg.lines_after
+        assert win.suffix.count("\n") == cfg.lines_after_new  # a line start: a new spot
+        typing = make_window("a.py", win.prefix + "ret", win.suffix, cfg, keep=win.start_line)
+        assert typing.suffix.count("\n") == cfg.lines_after  # mid-line: the short suffix
+        assert typing.start_line == win.start_line
     assert len(starts) == 1  # the head did not move
 
 
 def test_typed_through_and_repeated_cursor_are_cache_hits() -> None:
     gen = Recorder(script="total = compute(x)")
     done, _ = engine(gen)
-    first = done.complete("a.py", "python", "def g(x):\n    ", "\n")
+    after = "\n" + "\n".join(f"    step_{i}(x)" for i in range(40))  # read longer at the line start
+    first = done.complete("a.py", "python", "def g(x):\n    ", after)
     assert first.text == "total = compute(x)" and not first.cached
-    again = done.complete("a.py", "python", "def g(x):\n    ", "\n")
-    typed = done.complete("a.py", "python", "def g(x):\n    tot", "\n")
+    again = done.complete("a.py", "python", "def g(x):\n    ", after)
+    typed = done.complete("a.py", "python", "def g(x):\n    tot", after)
     assert again.cached and typed.cached and typed.text == "al = compute(x)"
     assert len(gen.prompts) == 1  # one model call for three requests
     other = done.complete(
-        "a.py", "python", "def g(x):\n    z", "\n"
+        "a.py", "python", "def g(x):\n    z", after
     )  # typed something else: a new answer
     assert not other.cached and len(gen.prompts) == 2
 
@@ -202,7 +206,14 @@ def test_generation_stops_at_the_time_cap(qwen_assistant: Assistant) -> None:
     fast = Completer(
         lambda: a.generator("fim"),
         lambda q, k: [],
-        CompletionConfig(speculate=False, t_max_ms=0, t_hard_ms=1, n_predict=64),
+        CompletionConfig(
+            speculate=False,
+            t_max_ms=0,
+            t_hard_ms=1,
+            t_max_typing_ms=0,
+            t_hard_typing_ms=1,
+            n_predict=64,
+        ),
     )
     result = fast.complete("calc.py", "python", 'def long_docstring():\n    """', "\n")
     assert result.text.count("\n") <= 1 and len(result.text) < 200
@@ -253,6 +264,16 @@ def test_remote_infill_speaks_llama_server() -> None:
         assert (gen.last.prompt_tokens, gen.last.cached_tokens) == (312, 300)
     finally:
         server.shutdown()
+
+
+def test_mid_line_the_soft_cap_is_the_typing_one() -> None:
+    """At the start of a line a completion may run on for lines; mid-line (the user typing) it stops at the
+    first line break once the typing cap has passed."""
+    gen = Recorder("a\n b\n c\n d")
+    gen.delay = 0.01
+    done, _ = engine(gen, t_max_ms=60_000, t_max_typing_ms=0)
+    assert done.complete("m.py", "python", "def f():\n    ", "\n").text.count("\n") == 3
+    assert done.complete("m.py", "python", "def f():\n    x = ", "\n").text == "a"
 
 
 def test_a_cursor_past_the_end_is_clamped() -> None:

@@ -49,6 +49,7 @@ class LocalpilotLanguageServer(LanguageServer):
             str, threading.Event
         ] = {}  # uri -> cancel flag of the running completion
         self.buffer_tasks: dict[str, asyncio.Task[None]] = {}
+        self.warming: asyncio.Task[None] | None = None  # models loading after ``initialized``
         self.cursor: dict[
             str, t.Position
         ] = {}  # uri -> where the last completion was asked (for prewarming)
@@ -177,6 +178,10 @@ def build(assistant: Assistant) -> LocalpilotLanguageServer:
         )
         return {"hits": [h.to_dict() for h in hits]}
 
+    @server.feature(t.INITIALIZED)
+    async def initialized(ls: LocalpilotLanguageServer, params: t.InitializedParams) -> None:
+        ls.warming = asyncio.get_running_loop().create_task(_warm_up(ls))
+
     @server.feature(t.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: LocalpilotLanguageServer, params: t.DidOpenTextDocumentParams) -> None:
         _schedule_buffer(ls, params.text_document.uri, None)
@@ -297,6 +302,14 @@ def _hover_text(name: str, info: dict[str, list[dict[str, Any]]]) -> str:
             + "\n".join(f"- `{u['path']}:{u['line']}` {u['text']}" for u in info["usages"])
         )
     return "\n\n".join(out)
+
+
+async def _warm_up(ls: LocalpilotLanguageServer) -> None:
+    """Load the completion model and the search behind its context while the user opens a file."""
+    try:
+        await asyncio.to_thread(ls.assistant.warm_up)
+    except Exception as exc:  # a model that cannot load is reported by the request that needs it
+        log.warning("could not warm up: %s", exc)
 
 
 def _split_at(source: str, pos: t.Position) -> tuple[str, str]:

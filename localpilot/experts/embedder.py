@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +48,10 @@ class Embedder(ABC):
         """One search query's vector (interactive: may use fewer threads than indexing)."""
         return self.embed([text])[0]
 
+    def ready(self) -> bool:
+        """The model is in memory: a query now costs no load (an inline completion never waits for one)."""
+        return True
+
 
 class SentenceTransformerEmbedder(LazyModel, Embedder):
     """A local sentence-transformers model directory, loaded on first use."""
@@ -66,6 +72,22 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
         self.precision = precision  # auto | fp32 | bf16 (resolved at load)
         self.query_threads = query_threads or half_the_cores()
         self.idle_cores = True  # a query on every core when nothing else runs (see the reranker)
+        self._light: Any = None  # tokenizer.json alone, for counting before the model is loaded
+
+    def _light_tokenizer(self) -> Any | None:
+        """The fast tokenizer from ``tokenizer.json``, untruncated and unpadded; None where there is none."""
+        with self._lock:
+            if self._light is None:
+                self._light = False
+                path = Path(self.model_dir) / "tokenizer.json"
+                if path.is_file():
+                    from tokenizers import Tokenizer
+
+                    tok = Tokenizer.from_file(str(path))
+                    tok.no_truncation()
+                    tok.no_padding()
+                    self._light = tok
+        return self._light or None
 
     def _load(self) -> Any:
         prepare_offline()
@@ -92,6 +114,8 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
 
     @property
     def max_tokens(self) -> int:  # type: ignore[override]
+        if self._model is None and (limit := _config_max_length(self.model_dir)):
+            return limit  # chunking needs the limit, not the network: keyword search comes first
         return int(self.model.max_seq_length)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -108,6 +132,9 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.where(norms == 0, 1.0, norms)).astype(np.float32)
 
+    def ready(self) -> bool:
+        return self._model is not None
+
     def embed_query(self, text: str) -> np.ndarray:
         model = self.model
         with ledger.job():
@@ -116,8 +143,12 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
             return self.embed([text])[0]
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Counted by the model directory's own ``tokenizer.json`` while the network is not loaded (the same
+        tokenizer without torch: chunking a big repository needs no model, so search starts seconds sooner)."""
         if not texts:
             return []
+        if self._model is None and (light := self._light_tokenizer()) is not None:
+            return [len(e.ids) for e in light.encode_batch(list(texts), add_special_tokens=False)]
         encoded = self.model.tokenizer(
             list(texts),
             add_special_tokens=False,
@@ -127,6 +158,15 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
             return_token_type_ids=False,
         )
         return [len(ids) for ids in encoded["input_ids"]]
+
+
+def _config_max_length(model_dir: str) -> int:
+    """``max_seq_length`` from a sentence-transformers directory's config (0 when not a local directory)."""
+    config = Path(model_dir) / "sentence_bert_config.json"
+    try:
+        return int(json.loads(config.read_text(encoding="utf-8")).get("max_seq_length") or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 _WORD = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d]")

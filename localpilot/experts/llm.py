@@ -133,6 +133,9 @@ class Generator(ABC):
     def info(self) -> dict[str, Any]:
         return {"name": self.name, "family": self.family, "backend": "none", "n_ctx": self.n_ctx}
 
+    def load(self) -> None:  # noqa: B027 - optional for backends that hold nothing
+        """Load the model now rather than at the first request; nothing to load by default."""
+
     def close(self) -> None:  # noqa: B027 - optional for backends that hold nothing
         """Free the model's memory now (it loads again if used); nothing to free by default."""
 
@@ -213,6 +216,9 @@ class LlamaCppGenerator(Generator):
             time.perf_counter() - started,
         )
         return llm
+
+    def load(self) -> None:
+        self.llm  # noqa: B018 - loads the weights
 
     def close(self) -> None:
         with self._lock:
