@@ -73,6 +73,7 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
         self.query_threads = query_threads or half_the_cores()
         self.idle_cores = True  # a query on every core when nothing else runs (see the reranker)
         self._light: Any = None  # tokenizer.json alone, for counting before the model is loaded
+        self._config_limit: int | None = None  # max_seq_length from the directory's config
 
     def _light_tokenizer(self) -> Any | None:
         """The fast tokenizer from ``tokenizer.json``, untruncated and unpadded; None where there is none."""
@@ -114,8 +115,11 @@ class SentenceTransformerEmbedder(LazyModel, Embedder):
 
     @property
     def max_tokens(self) -> int:  # type: ignore[override]
-        if self._model is None and (limit := _config_max_length(self.model_dir)):
-            return limit  # chunking needs the limit, not the network: keyword search comes first
+        if self._model is None:  # chunking needs the limit, not the network: search comes sooner
+            if self._config_limit is None:
+                self._config_limit = _config_max_length(self.model_dir)  # read once
+            if self._config_limit:
+                return self._config_limit
         return int(self.model.max_seq_length)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
