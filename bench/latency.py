@@ -91,6 +91,11 @@ def _run(args: argparse.Namespace, work: Path) -> int:
             a.retriever.config = dataclasses.replace(shipped, rerank_top=top)
             results[f"{name}, top {top}"] = measure(a, queries)
         a.retriever.config = shipped
+        shipped_batch = a.retriever.reranker.batch_size
+        for batch in args.rerank_batches:
+            a.retriever.reranker.batch_size = batch
+            results[f"{name}, batches of {batch}"] = measure(a, queries)
+        a.retriever.reranker.batch_size = shipped_batch
         reranker, a.retriever.reranker = a.retriever.reranker, None
         results["reranker none"] = measure(a, queries)
         a.retriever.reranker = reranker
@@ -126,6 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--rerank-tops", type=int, nargs="*", default=[10], help="also rerank only this many"
+    )
+    p.add_argument(
+        "--rerank-batches",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also rerank in length-sorted batches of this many pairs",
     )
     p.add_argument("--reranker", default=None, help="override the configured reranker (e.g. none)")
     return run_bench(p, argv, "lp-bench-latency-", _run)
