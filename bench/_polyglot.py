@@ -57,6 +57,8 @@ class Source:
     label: str  # short package name used as the top directory of the corpus repo
 
 
+GOCODE, CARGO = "usr/share/gocode/src", "usr/share/cargo/registry"
+
 #: Benchmark packages (≥ 2 per language), none of them reserved and none used for training.
 PACKAGES: dict[str, list[Source]] = {
     "python": [
@@ -116,6 +118,36 @@ PACKAGES: dict[str, list[Source]] = {
         Source(
             "debsrc", "libcommons-collections4-java", "4.2", "src/main/java", "commons-collections4"
         ),
+    ],
+}
+
+#: Dev packages for tuning per-language settings (``tune_languages.py``): neither benchmark packages, nor
+#: training packages of the embedder (``models/polyglot_data.TRAIN_SOURCES``; the reranker saw Python only),
+#: nor reserved. Java has none: Debian's source mirror here serves only the benchmark's two.
+DEV_PACKAGES: dict[str, list[Source]] = {
+    "javascript": [
+        Source("npm", "jszip", "3.10.2", "lib", "jszip"),
+        Source("npm", "fastify", "5.2.1", "lib", "fastify"),
+        Source("npm", "pino", "9.6.0", "lib", "pino"),
+    ],
+    "typescript": [
+        Source("npm", "@tanstack/router-core", "1.171.39", "src", "router-core"),
+        Source("npm", "@tanstack/virtual-core", "3.19.13", "src", "virtual-core"),
+        Source("npm", "@scure/base", "2.4.0", "", "scure-base"),
+        Source("npm", "@tanstack/store", "0.11.3", "src", "tanstack-store"),
+    ],
+    "go": [
+        Source("deb", "golang-github-pkg-errors-dev", "0.9.1-2", GOCODE, "pkg-errors"),
+        Source("deb", "golang-github-dustin-go-humanize-dev", "1.0.0-3", GOCODE, "humanize"),
+        Source("deb", "golang-github-gorilla-websocket-dev", "1.5.0-2", GOCODE, "websocket"),
+        Source("deb", "golang-github-fsnotify-fsnotify-dev", "1.6.0-2", GOCODE, "fsnotify"),
+    ],
+    "rust": [
+        Source("deb", "librust-byteorder-dev", "1.4.3-2", CARGO, "byteorder"),
+        Source("deb", "librust-either-dev", "1.6.1-1", CARGO, "either"),
+        Source("deb", "librust-bitflags-dev", "1.3.2-3", CARGO, "bitflags"),
+        Source("deb", "librust-base64-dev", "0.13.0-1", CARGO, "base64"),
+        Source("deb", "librust-unicode-segmentation-dev", "1.9.0-1", CARGO, "unicode-seg"),
     ],
 }
 
@@ -488,9 +520,12 @@ def query_of(found: Found, raw: str | None, language: str) -> str | None:
 # ---------------------------------------------------------------------------------------------- build
 
 
-def build_language(dest: Path, language: str, cache: Path = CACHE) -> Corpus:
-    """Write the stripped packages of ``language`` into ``dest`` (a new git repo) and describe them."""
-    sources = PACKAGES[language]
+def build_language(
+    dest: Path, language: str, cache: Path = CACHE, sources: list[Source] | None = None
+) -> Corpus:
+    """Write the stripped packages of ``language`` (``sources``, by default the benchmark's) into ``dest``
+    (a new git repo) and describe them."""
+    sources = PACKAGES[language] if sources is None else sources
     if language == "python":
         return build_corpus(dest, {s.name: s.version for s in sources}, cache)
     dest.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def rank_metrics(
+    retriever: Any, queries: Sequence[str], channels: Sequence[Any], targets: Sequence[Any]
+) -> dict[str, float]:
+    """MRR@10 / R@1 / R@10 of ``retriever.rank`` over precomputed channels (one query each)."""
+    ranks = []
+    for q, ch, t in zip(queries, channels, targets, strict=True):
+        hits = retriever.rank(q, ch, 10).hits
+        ranks.append(first_hit([(h.path, h.start_line, h.end_line) for h in hits], t))
+    return metrics(ranks, 10)
+
+
 def tune(
     work: Path, packages: dict[str, str], max_queries: int, seed: int, rerank_max_length: int = 0
 ) -> dict[str, Any]:
@@ -107,11 +118,7 @@ def tune(
             retriever.config = dataclasses.replace(
                 shipped, weights=weights, rerank_blend=blend, rerank_top=top
             )
-            ranks = []
-            for q, ch, t in zip(queries, channels, targets, strict=True):
-                hits = retriever.rank(q, ch, 10).hits
-                ranks.append(first_hit([(h.path, h.start_line, h.end_line) for h in hits], t))
-            return metrics(ranks, 10)
+            return rank_metrics(retriever, queries, channels, targets)
 
         grid = [
             {"lexical": lx, "symbol": sy, "blend": bl, "top": top, **score(lx, sy, bl, top)}
