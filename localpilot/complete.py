@@ -62,8 +62,16 @@ class CompletionConfig:
     # the line is what is wanted there, and every keystroke asks again.
     t_max_typing_ms: float = 200.0
     t_hard_typing_ms: float = 1000.0
-    extra_chunks: int = 3  # other-file chunks read before the window
+    extra_chunks: int = (
+        3  # other-file chunks read before the window (Settings.completion_context sets it)
+    )
     extra_lines: int = 24
+    # Definitions first: the chunks of other files that define a name used in this many lines before the
+    # cursor (nearest use first), then the index's search hits for those lines (0: search hits only).
+    definition_lines: int = 12
+    # Share of the new-spot prompt budget kept for other-file context: without it the window takes the whole
+    # budget and context gets only what a short file leaves (bench/completion_context.py measures both).
+    context_share: float = 0.25
     ring_size: int = 16  # recently edited places remembered as context candidates
     cache_size: int = 250
     typed_through_chars: int = 64
@@ -229,8 +237,9 @@ class Completer:
         generator: Callable[[], Generator],
         search: Callable[[str, int], list[Hit]],
         config: CompletionConfig | None = None,
+        definitions: Callable[[Sequence[str]], list[Hit]] | None = None,
     ) -> None:
-        self.generator, self.search = generator, search
+        self.generator, self.search, self.definitions = generator, search, definitions
         self.config = config or CompletionConfig()
         self.ring = ContextRing(self.config.ring_size, self.config.extra_lines)
         self.cache: OrderedDict[str, _Entry] = OrderedDict()
@@ -304,7 +313,8 @@ class Completer:
     def _window_chars(self) -> int:
         """The largest window bucket within the budget (~3.2 characters a token); in buckets, so that small
         changes in the measured speed never move the window."""
-        want = self._budget_tokens()
+        share = self.config.context_share if self.config.extra_chunks > 0 else 0.0
+        want = self._budget_tokens() * (1.0 - min(max(share, 0.0), 0.9))
         tokens = (
             max(b for b in WINDOW_BUCKETS if b <= want)
             if want >= WINDOW_BUCKETS[0]
@@ -404,11 +414,8 @@ class Completer:
         n, room = self.config.extra_chunks, self._context_chars(win)
         recent = [line.strip() for line in win.prefix.splitlines()[-6:] if line.strip()]
         candidates: list[Chunk] = []
-        if recent and room >= MIN_CONTEXT_CHARS:
-            try:
-                hits = self.search(" ".join(recent)[-400:], 6)
-            except Exception:  # no index yet, or a search failure: complete with what there is
-                hits = []
+        if recent and room >= MIN_CONTEXT_CHARS and n > 0:
+            hits = self._defined(win) + self._searched(" ".join(recent)[-400:])
             candidates = [
                 Chunk(h.path, h.start_line, h.snippet) for h in hits if h.path != win.path
             ]
@@ -435,6 +442,25 @@ class Completer:
                 picked.append(Chunk(c.path, c.start_line, body))
                 room -= len(body) + len(c.path) + 8
         return tuple(picked)
+
+    def _defined(self, win: Window) -> list[Hit]:
+        """Other files' definitions of the names used just before the cursor, nearest use first."""
+        lines = win.prefix.splitlines()[-self.config.definition_lines :]
+        if self.definitions is None or not self.config.definition_lines:
+            return []
+        names = list(dict.fromkeys(reversed(_IDENT.findall("\n".join(lines)))))
+        try:
+            return self.definitions(names)
+        except Exception:  # no index yet, or a failure: complete with what there is
+            log.debug("no definitions for completion context", exc_info=True)
+            return []
+
+    def _searched(self, query: str) -> list[Hit]:
+        try:
+            return self.search(query, 6)
+        except Exception:  # no index yet, or a search failure: complete with what there is
+            log.debug("no search hits for completion context", exc_info=True)
+            return []
 
     # ------------------------------------------------------------------------------------------- caching
 

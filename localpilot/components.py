@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from localpilot.complete import Completer
+from localpilot.complete import Completer, CompletionConfig
 from localpilot.config import Settings
 from localpilot.errors import IndexMissing, StoreError
 from localpilot.experts import build
@@ -180,7 +180,12 @@ class Components:
     def completer(self) -> Completer:
         with self._lock:
             if self._completer is None:
-                self._completer = Completer(lambda: self.generator("fim"), self._context_search)
+                self._completer = Completer(
+                    lambda: self.generator("fim"),
+                    self._context_search,
+                    CompletionConfig(extra_chunks=self.settings.completion_context),
+                    definitions=self._context_definitions,
+                )
             return self._completer
 
     def _context_search(self, query: str, k: int) -> list[Hit]:
@@ -191,6 +196,11 @@ class Components:
             self._load_embedder_soon()
             return []
         return self.retriever.search(query, k, use_reranker=False).hits
+
+    def _context_definitions(self, names: Sequence[str]) -> list[Hit]:
+        """Completion context: the chunks defining these names (the symbol table; no model needed)."""
+        self.require_index()
+        return self.retriever.definitions(names)
 
     def _load_embedder_soon(self) -> None:
         """Load the embedder in the background, once, for the completions after this one."""

@@ -79,6 +79,11 @@ class Settings:
     llm_ctx: Positive = 4096  # context window requested from the model (tokens)
     answer_tokens: Positive = 512  # room kept for the answer
     context_tokens: Positive = 1536  # most tokens of retrieved code per question
+    # Other-file chunks an inline completion reads before its window (definitions of the names used before
+    # the cursor, search hits, recent edits). 0 for the shipped models: with Qwen2.5-Coder-0.5B-Instruct any
+    # such context lowered first-line edit similarity on dev repositories in Python, JavaScript and Go
+    # (bench/completion_context.py, bench/results-completion-context.json); a base FIM model may gain from 3.
+    completion_context: NonNegative = 0
     gpu_layers: str = "auto"  # auto: every layer that fits on the GPU; a number; 0 for CPU only
     # llama.cpp threads: half the cores, as llama-cpp-python does. ggml threads spin at barriers, so one more
     # busy process (an indexer, a test run) on a 2-core laptop cut 2-thread generation from 28 to 0.4 tok/s.

@@ -107,6 +107,23 @@ class Retriever:
         found["vector"] = self._with_pending(qvec, found)
         return found
 
+    def definitions(self, names: Sequence[str], most: int = 2) -> list[Hit]:
+        """Where each of ``names`` is defined (a symbol's last dotted part), in the order of ``names``: per file,
+        the first chunk of that symbol (a long function's signature, a split class's header). A name defined
+        in more than ``most`` files is too ambiguous to help and is skipped. Needs no embedder: the symbol
+        table comes from SQLite."""
+        snap = self._symbols.snapshot(self.state)
+        wanted = {n: [snap.ids[r] for r in snap.leaves.get(n, ())] for n in dict.fromkeys(names)}
+        found = self.state.chunk_rows([cid for ids in wanted.values() for cid in ids])
+        out: list[Hit] = []
+        for ids in wanted.values():
+            first: dict[str, ChunkRow] = {}
+            for row in sorted((found[c] for c in ids if c in found), key=lambda r: r.start_line):
+                first.setdefault(row.path, row)
+            if 0 < len(first) <= most:
+                out += [_hit(row, 1.0, None) for row in first.values()]
+        return out
+
     def _with_pending(self, qvec: np.ndarray, found: dict[str, Ranked]) -> Ranked:
         """While an index run is still embedding, the best keyword and symbol candidates that have no
         vector yet are embedded now (a few, in memory) and join the vector channel on equal terms."""
@@ -221,11 +238,17 @@ class SymbolSnapshot:
     ids: tuple[str, ...]
     words: tuple[str, ...]
     postings: Mapping[str, tuple[tuple[int, float], ...]]  # word -> (row in ids, weight)
+    leaves: Mapping[
+        str, tuple[int, ...]
+    ]  # a symbol's last dotted part -> rows (in ids) of that symbol
 
     @classmethod
     def build(cls, symbols: SymbolRows) -> SymbolSnapshot:
         postings: dict[str, list[tuple[int, float]]] = {}
+        leaves: dict[str, list[int]] = {}
         for row, (_, symbol, path) in enumerate(symbols.rows):
+            if symbol:
+                leaves.setdefault(symbol.rsplit(".", 1)[-1], []).append(row)
             stem = re.sub(r"\.[^./]+$", "", path.rsplit("/", 1)[-1])
             words = {w: SymbolIndex.PATH_WEIGHT for w in split_identifier(stem)}
             words.update({w: 1.0 for w in _symbol_words(symbol)})
@@ -237,6 +260,7 @@ class SymbolSnapshot:
             tuple(cid for cid, _, _ in symbols.rows),
             tuple(frozen),
             MappingProxyType(frozen),
+            MappingProxyType({leaf: tuple(rows) for leaf, rows in leaves.items()}),
         )
 
 

@@ -113,6 +113,30 @@ def test_context_is_chosen_once_per_window_and_comes_first() -> None:
     )  # the fake has no repo format
 
 
+def test_definitions_of_names_used_before_the_cursor_come_first() -> None:
+    def hit(path: str, symbol: str, text: str) -> Hit:
+        return Hit(path, 1, 2, symbol, "python", "function", 1.0, text)
+
+    asked: list[list[str]] = []
+
+    def definitions(names: Any) -> list[Hit]:
+        asked.append(list(names))
+        return [
+            hit("lib/money.py", "to_cents", "def to_cents(amount):\n    return round(amount * 100)")
+        ]
+
+    gen = Recorder()
+    cfg = CompletionConfig(speculate=False)
+    searched = [hit("lib/other.py", "unrelated", "def unrelated():\n    return 0")]
+    done = Completer(lambda: gen, lambda q, k: searched, cfg, definitions=definitions)
+    done.complete(
+        "a.py", "python", "def total(order):\n    cents = to_cents(order.amount)\n    ", "\n"
+    )
+    assert asked == [["amount", "order", "to_cents", "cents", "total"]]  # nearest use first
+    head = gen.prompts[0][0]
+    assert head.index("lib/money.py") < head.index("lib/other.py") < head.index("def total")
+
+
 def test_recent_edits_of_other_files_are_context() -> None:
     gen = Recorder()
     done, _ = engine(gen)
@@ -315,3 +339,13 @@ def test_a_slow_model_reads_the_window_before_any_context() -> None:
     fast._prompt_rate = 5000.0
     chosen = fast._choose(make_window("a.py", prefix, "\n", fast.config, fast._window_chars()))
     assert [c.path for c in chosen] == ["lib/util.py"] and chosen[0].text.count("\n") == 23
+
+
+def test_other_file_context_is_a_setting_off_by_default(make_repo: Callable[..., Any]) -> None:
+    """Off for the shipped models (it lowered their quality, bench/completion_context.py); a user with a
+    base FIM model turns it on with ``completion_context``."""
+    repo = make_repo({"a.py": "x = 1\n"})
+    with Assistant(repo.root, load_settings(repo.root)) as plain:
+        assert plain.parts.completer.config.extra_chunks == 0
+    with Assistant(repo.root, load_settings(repo.root, completion_context=3)) as rich:
+        assert rich.parts.completer.config.extra_chunks == 3

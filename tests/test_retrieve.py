@@ -155,3 +155,36 @@ def test_rerank_blends_with_the_fused_score(make_repo: Callable[..., Repo]) -> N
     blend = a.retriever.config.rerank_blend
     assert reranked[0].score == pytest.approx(1.0 + blend * 1.0, abs=1e-3)
     a.close()
+
+
+def test_definitions_are_found_by_the_last_part_of_a_symbol(make_repo: Callable[..., Repo]) -> None:
+    """The symbol table (SQLite, no model) answers "where is this name defined?" with the first chunk of
+    the definition; a name defined in more files than asked for is too ambiguous to help."""
+    from localpilot.config import load_settings
+    from localpilot.experts.embedder import HashEmbedder
+    from localpilot.store import MemoryStore
+
+    repo = make_repo(
+        {
+            "money.py": "class Money:\n    cents: int\n\n\ndef to_cents(amount):\n    return 1\n",
+            "a.py": "def render():\n    return 'a'\n",
+            "b.py": "def render():\n    return 'b'\n",
+            "c.py": "def render():\n    return 'c'\n",
+            "long.py": "def long_one():\n"
+            + "".join(f"    x{i} = {i} * 2 + {i}\n" for i in range(400)),
+        }
+    )
+    a = Assistant(
+        repo.root,
+        load_settings(repo.root, reranker="none"),
+        embedder=HashEmbedder(),
+        store=MemoryStore(),
+    )
+    a.index()
+    found = a.retriever.definitions(["to_cents", "render", "missing", "Money"])
+    assert [(h.path, h.symbol) for h in found] == [("money.py", "to_cents"), ("money.py", "Money")]
+    assert len(a.retriever.definitions(["render"], most=3)) == 3
+    assert sum(symbol == "long_one" for _, symbol, _ in a.state.symbols().rows) > 2
+    (long,) = a.retriever.definitions(["long_one"])  # split into windows: the first one, once
+    assert long.start_line == 1 and long.end_line < 401
+    a.close()
