@@ -129,16 +129,12 @@ def test_hits_without_explain_omit_it(app: Assistant) -> None:
     assert "explain" not in hit.to_dict() and hit.symbol.startswith("InvoiceRenderer")
 
 
-def test_rerank_blends_with_the_fused_score(make_repo: Callable[..., Repo]) -> None:
-    """Logic test with the fakes: the reranker reorders candidates, ties are broken by the fused score."""
+def _indexed_with_fakes(repo: Repo) -> Assistant:
+    """An indexed Assistant over ``repo`` with the fake embedder and store and no reranker (logic tests)."""
     from localpilot.config import load_settings
     from localpilot.experts.embedder import HashEmbedder
-    from localpilot.experts.reranker import OverlapReranker
     from localpilot.store import MemoryStore
 
-    repo = make_repo(
-        {"a.py": "def alpha_total():\n    return 1\n", "b.py": "def beta_total():\n    return 2\n"}
-    )
     a = Assistant(
         repo.root,
         load_settings(repo.root, reranker="none"),
@@ -146,6 +142,17 @@ def test_rerank_blends_with_the_fused_score(make_repo: Callable[..., Repo]) -> N
         store=MemoryStore(),
     )
     a.index()
+    return a
+
+
+def test_rerank_blends_with_the_fused_score(make_repo: Callable[..., Repo]) -> None:
+    """Logic test with the fakes: the reranker reorders candidates, ties are broken by the fused score."""
+    from localpilot.experts.reranker import OverlapReranker
+
+    repo = make_repo(
+        {"a.py": "def alpha_total():\n    return 1\n", "b.py": "def beta_total():\n    return 2\n"}
+    )
+    a = _indexed_with_fakes(repo)
     plain = a.search("def alpha_total", k=2, explain=True)
     assert plain[0].symbol == "alpha_total" and "rerank" not in (plain[0].explain or {})
     a.retriever.reranker = OverlapReranker()
@@ -160,10 +167,6 @@ def test_rerank_blends_with_the_fused_score(make_repo: Callable[..., Repo]) -> N
 def test_definitions_are_found_by_the_last_part_of_a_symbol(make_repo: Callable[..., Repo]) -> None:
     """The symbol table (SQLite, no model) answers "where is this name defined?" with the first chunk of
     the definition; a name defined in more files than asked for is too ambiguous to help."""
-    from localpilot.config import load_settings
-    from localpilot.experts.embedder import HashEmbedder
-    from localpilot.store import MemoryStore
-
     repo = make_repo(
         {
             "money.py": "class Money:\n    cents: int\n\n\ndef to_cents(amount):\n    return 1\n",
@@ -174,13 +177,7 @@ def test_definitions_are_found_by_the_last_part_of_a_symbol(make_repo: Callable[
             + "".join(f"    x{i} = {i} * 2 + {i}\n" for i in range(400)),
         }
     )
-    a = Assistant(
-        repo.root,
-        load_settings(repo.root, reranker="none"),
-        embedder=HashEmbedder(),
-        store=MemoryStore(),
-    )
-    a.index()
+    a = _indexed_with_fakes(repo)
     found = a.retriever.definitions(["to_cents", "render", "missing", "Money"])
     assert [(h.path, h.symbol) for h in found] == [("money.py", "to_cents"), ("money.py", "Money")]
     assert len(a.retriever.definitions(["render"], most=3)) == 3
