@@ -164,9 +164,10 @@ class Components:
                 replace(self.settings, llm=name) if small else replace(self.settings, big_llm=name)
             )
             self._generators.pop(which, None)
-            if small:
-                self._generators.pop("fim", None)
-                self._completer = None
+            self._generators.pop(
+                "fim", None
+            )  # "auto" completes with the big model when there is one
+            self._completer = None
             self._router = None
 
     @property

@@ -40,18 +40,19 @@ def diagnose(settings: Settings, measure: bool = True) -> dict[str, Any]:
     for which in ("small", "big"):
         name = build.model_name(settings, which)
         report[which] = _measure(settings, which, name) if measure else {"name": name}
-    small = report["small"]
+    fim = build.model_name(settings, "fim")
+    model = report["big"] if fim == report["big"].get("name") != settings.llm else report["small"]
     if (
-        small.get("status") == "ok"
-    ):  # inline completion loads the small model once more, with its own KV cache
-        per_ctx = (small["memory_bytes"] - Path(small["path"]).stat().st_size) / max(
-            small["n_ctx"], 1
+        model.get("status") == "ok"
+    ):  # inline completion loads its model once more, with its own KV cache
+        per_ctx = (model["memory_bytes"] - Path(model["path"]).stat().st_size) / max(
+            model["n_ctx"], 1
         )
         report["completion"] = {
-            "name": small["name"],
+            "name": model["name"],
             "n_ctx": build.FIM_CTX,
             "instance": "separate",
-            "memory_bytes": int(Path(small["path"]).stat().st_size + per_ctx * build.FIM_CTX),
+            "memory_bytes": int(Path(model["path"]).stat().st_size + per_ctx * build.FIM_CTX),
         }
     return report
 

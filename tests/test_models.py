@@ -528,3 +528,20 @@ def test_shipped_presets_are_complete() -> None:
         assert len(sources) == 1, name
         if "hf_repo" not in sources:
             assert re.fullmatch(r"[0-9a-f]{64}", spec["sha256"]) and spec["size"] > 0, name
+
+
+def test_completion_uses_the_big_model_when_one_is_installed(tmp_path: Path) -> None:
+    """``fim_llm = "auto"``: the big model completes when it is installed (it completes far better), the
+    small one otherwise and with a server; any other value is the model itself."""
+    from dataclasses import replace
+
+    from localpilot.experts.build import fim_model
+
+    big = tmp_path / "big-coder.gguf"
+    big.write_bytes(b"GGUF" + b"\0" * 64)
+    settings = load_settings(None, big_llm=str(big))
+    assert fim_model(settings) == str(big)
+    assert fim_model(replace(settings, big_llm="none")) == settings.llm
+    assert fim_model(replace(settings, big_llm=str(tmp_path / "absent.gguf"))) == settings.llm
+    assert fim_model(replace(settings, llm_url="http://127.0.0.1:9")) == settings.llm
+    assert fim_model(replace(settings, fim_llm="qwen2.5-coder-0.5b")) == "qwen2.5-coder-0.5b"

@@ -35,14 +35,26 @@ def reranker(settings: Settings) -> Reranker | None:
 
 
 def model_name(settings: Settings, which: str) -> str:
-    """The configured model of ``small``/``fim`` (the small model) or ``big``."""
+    """The configured model of ``small``, ``big`` or ``fim`` (inline completion)."""
+    if which == "fim":
+        return fim_model(settings)
     return settings.big_llm if which == "big" else settings.llm
 
 
+def fim_model(settings: Settings) -> str:
+    """``fim_llm``, where "auto" is the big model when one is installed (it completes far better) and the
+    small one otherwise (and with a server, which serves the model it serves)."""
+    if settings.fim_llm != "auto":
+        return settings.fim_llm
+    if not settings.llm_url and big_installed(settings):
+        return settings.big_llm
+    return settings.llm
+
+
 def generator(settings: Settings, which: str = "small") -> Generator:
-    """``small``/``big`` answer chat; ``fim`` is the small model loaded a second time for inline completion,
-    with its own (smaller) KV cache, so a chat answer never evicts the completion state. In-process GGUF, or
-    the configured OpenAI-compatible server."""
+    """``small``/``big`` answer chat; ``fim`` is the completion model (``fim_model``) loaded once more for
+    inline completion, with its own (smaller) KV cache, so a chat answer never evicts the completion state.
+    In-process GGUF, or the configured OpenAI-compatible server."""
     name = model_name(settings, which)
     n_ctx = min(settings.llm_ctx, FIM_CTX) if which == "fim" else settings.llm_ctx
     if settings.llm_url:
