@@ -383,12 +383,14 @@ def _language(path: str) -> str:
 
 def run(args: argparse.Namespace, work: Path) -> int:
     from localpilot.config import load_settings
+    from localpilot.experts.build import fim_model
     from localpilot.experts.registry import resolve_llm
 
     settings = load_settings()
-    model = resolve_llm(settings.llm, settings.models_dir).path
+    fim = fim_model(settings)  # the completion model (the big one when installed): the raw baseline's too
+    model = resolve_llm(fim, settings.models_dir).path
     results: dict[str, Any] = {
-        "model": settings.llm,
+        "model": fim,
         "threads": settings.threads,
         "spots": args.spots,
         "languages": {},
