@@ -387,7 +387,9 @@ def run(args: argparse.Namespace, work: Path) -> int:
     from localpilot.experts.registry import resolve_llm
 
     settings = load_settings()
-    fim = fim_model(settings)  # the completion model (the big one when installed): the raw baseline's too
+    fim = fim_model(
+        settings
+    )  # the completion model (the big one when installed): the raw baseline's too
     model = resolve_llm(fim, settings.models_dir).path
     results: dict[str, Any] = {
         "model": fim,

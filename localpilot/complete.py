@@ -62,9 +62,8 @@ class CompletionConfig:
     # the line is what is wanted there, and every keystroke asks again.
     t_max_typing_ms: float = 200.0
     t_hard_typing_ms: float = 1000.0
-    extra_chunks: int = (
-        3  # other-file chunks read before the window (Settings.completion_context sets it)
-    )
+    # Other-file chunks read before the window; the product's default comes from Settings.completion_context.
+    extra_chunks: int = 3
     extra_lines: int = 24
     # Definitions first: the chunks of other files that define a name used in this many lines before the
     # cursor (nearest use first), then the index's search hits for those lines (0: search hits only).
@@ -445,9 +444,9 @@ class Completer:
 
     def _defined(self, win: Window) -> list[Hit]:
         """Other files' definitions of the names used just before the cursor, nearest use first."""
-        lines = win.prefix.splitlines()[-self.config.definition_lines :]
         if self.definitions is None or not self.config.definition_lines:
             return []
+        lines = win.prefix.splitlines()[-self.config.definition_lines :]
         names = list(dict.fromkeys(reversed(_IDENT.findall("\n".join(lines)))))
         try:
             return self.definitions(names)

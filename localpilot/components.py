@@ -164,9 +164,8 @@ class Components:
                 replace(self.settings, llm=name) if small else replace(self.settings, big_llm=name)
             )
             self._generators.pop(which, None)
-            self._generators.pop(
-                "fim", None
-            )  # "auto" completes with the big model when there is one
+            # either switch can change the completion model ("auto" picks the big one when installed)
+            self._generators.pop("fim", None)
             self._completer = None
             self._router = None
 

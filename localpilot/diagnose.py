@@ -41,7 +41,8 @@ def diagnose(settings: Settings, measure: bool = True) -> dict[str, Any]:
         name = build.model_name(settings, which)
         report[which] = _measure(settings, which, name) if measure else {"name": name}
     fim = build.model_name(settings, "fim")
-    model = report["big"] if fim == report["big"].get("name") != settings.llm else report["small"]
+    big = fim != settings.llm and fim == report["big"].get("name")
+    model = report["big"] if big else report["small"]
     if (
         model.get("status") == "ok"
     ):  # inline completion loads its model once more, with its own KV cache

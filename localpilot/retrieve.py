@@ -24,6 +24,9 @@ MAX_QUERY_TERMS = 48
 RRF_K = 60
 #: Per channel: candidates without a vector yet, embedded at query time (see Retriever._with_pending).
 PENDING_PEEK = 4
+MAX_CHUNKS_PER_DEFINITION = (
+    8  # windows of one long function; more chunks than this per file: ambiguous
+)
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,11 @@ class Retriever:
         in more than ``most`` files is too ambiguous to help and is skipped. Needs no embedder: the symbol
         table comes from SQLite."""
         snap = self._symbols.snapshot(self.state)
-        wanted = {n: [snap.ids[r] for r in snap.leaves.get(n, ())] for n in dict.fromkeys(names)}
+        wanted = {  # a name with many chunks ("get", "run") is ambiguous before its rows are read
+            n: [snap.ids[r] for r in rows]
+            for n in dict.fromkeys(names)
+            if 0 < len(rows := snap.leaves.get(n, ())) <= most * MAX_CHUNKS_PER_DEFINITION
+        }
         found = self.state.chunk_rows([cid for ids in wanted.values() for cid in ids])
         out: list[Hit] = []
         for ids in wanted.values():
@@ -238,9 +245,8 @@ class SymbolSnapshot:
     ids: tuple[str, ...]
     words: tuple[str, ...]
     postings: Mapping[str, tuple[tuple[int, float], ...]]  # word -> (row in ids, weight)
-    leaves: Mapping[
-        str, tuple[int, ...]
-    ]  # a symbol's last dotted part -> rows (in ids) of that symbol
+    # a symbol's last dotted part -> rows (in ids) of that symbol
+    leaves: Mapping[str, tuple[int, ...]]
 
     @classmethod
     def build(cls, symbols: SymbolRows) -> SymbolSnapshot:

@@ -42,8 +42,8 @@ def model_name(settings: Settings, which: str) -> str:
 
 
 def fim_model(settings: Settings) -> str:
-    """``fim_llm``, where "auto" is the big model when one is installed (it completes far better) and the
-    small one otherwise (and with a server, which serves the model it serves)."""
+    """``fim_llm``; "auto" is the big model when one is installed in-process (it completes far better), else
+    the small one (also with ``llm_url``: the server decides what it serves)."""
     if settings.fim_llm != "auto":
         return settings.fim_llm
     if not settings.llm_url and big_installed(settings):
