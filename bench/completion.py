@@ -13,8 +13,9 @@ Reported, per language and overall:
 * latency p50/p95 at a new spot and while typing (the ratio to the raw baseline below is the headline);
 * quality at the new spot: exact match and edit similarity of the first completed line against the real line;
   the same engine in-process without other-file context beside it;
-* the raw baseline, in the same run: llama-cpp-python's FIM on a llama.vim-sized window (256 lines before, 64
-  after, no retrieval, one cold prompt per request), generation stopped at the end of the first line;
+* the raw baseline, in the same run: llama-cpp-python's FIM with the completion model on a llama.vim-sized
+  window (256 lines before, 64 after, no retrieval, one cold prompt per request), generation stopped at the end
+  of the first line;
 * the time to first token of a chat answer (``localpilot.ask``) alone and while completions run.
 
 Usage: .venv/bin/python bench/completion.py [--spots 6] [--workdir DIR] [--out F]

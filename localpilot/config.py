@@ -75,8 +75,8 @@ class Settings:
         "qwen2.5-coder-1.5b"  # escalation target when installed; "none" to never escalate
     )
     # The inline-completion model: "auto" = the big model when it is installed (on dev repositories its first
-    # completed lines matched 24% of the time against the 0.5B's 7%, at a new-spot p50 of ~2.5 s against ~1.9 s
-    # on 2 cores: bench/completion_context.py), else the small one; or a preset name or a .gguf path.
+    # completed lines matched 24% of the time against the 0.5B's 7%, at a new-spot p50 of 2.3-2.8 s against
+    # 1.8-2.1 s on 2 cores: bench/completion_context.py), else the small one; or a preset name or .gguf path.
     fim_llm: str = "auto"
     llm_url: str = ""  # OpenAI-compatible server (llama-server, vLLM) instead of in-process models
     chroma_url: str = ""  # Chroma server (`chroma run`) instead of the embedded store
