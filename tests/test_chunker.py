@@ -267,3 +267,53 @@ def test_counting_before_the_model_loads_matches_the_model(
     assert fresh.count_tokens(texts) == minilm.count_tokens(texts)
     assert fresh.max_tokens == minilm.max_tokens
     assert fresh._model is None  # counted without loading the network
+
+
+KOA_STYLE = """\
+/* Copyright header, not a doc block. */
+
+module.exports = {
+  /**
+   * Shorthand for:
+   *
+   *    this.protocol == 'https'
+   */
+
+  get secure() {
+    return 'https' === this.protocol;
+  },
+
+  /**
+   * Get the ETag of a response.
+   */
+
+  get etag() {
+    return this.get('ETag');
+  },
+};
+"""
+
+
+def test_doc_block_one_blank_line_above_belongs_to_its_definition(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    # a small budget splits the object, so each getter is a chunk of its own
+    chunks = chunk_file("request.js", KOA_STYLE, "javascript", minilm.count_tokens, budget=40)
+    spans = {c.symbol.rsplit(".", 1)[-1]: (c.start_line, c.end_line) for c in chunks if c.symbol}
+    assert spans["secure"] == (4, 12), chunks
+    assert spans["etag"] == (14, 20), chunks
+    comment_only = [
+        c
+        for c in chunks
+        if all(not ln.strip() or ln.strip().startswith(("/*", "*")) for ln in c.text.split("\n"))
+    ]
+    assert all("Copyright" in c.text for c in comment_only), comment_only
+
+
+def test_go_comment_after_a_blank_line_is_not_a_doc_comment(
+    minilm: SentenceTransformerEmbedder,
+) -> None:
+    text = "package p\n\n// Section: helpers.\n\n// Add adds.\nfunc Add(a, b int) int {\n\treturn a + b\n}\n"
+    chunks = chunk_file("p.go", text, "go", minilm.count_tokens, budget=200)
+    add = next(c for c in chunks if c.symbol == "Add")
+    assert (add.start_line, add.end_line) == (5, 8), chunks

@@ -465,3 +465,20 @@ def test_keyword_search_works_before_vectors_and_embedding_resumes(
     assert stats.files_indexed == 0 and stats.chunks_embedded == len(waiting)
     assert a.state.pending_count() == 0 and a.store.count() == a.state.chunk_count()
     assert a.search("multiply a value by seventeen", k=5)
+
+
+def test_a_new_chunker_rechunks_unchanged_files_and_reuses_their_vectors(
+    basic: Repo, assistant_for: Callable[..., Assistant], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from localpilot.index import indexer
+
+    assistant_for(basic).index()
+    monkeypatch.setattr(indexer, "CHUNKER_VERSION", indexer.CHUNKER_VERSION + 1)
+    calls: list[str] = []
+    real = indexer.chunk_file
+    monkeypatch.setattr(
+        indexer, "chunk_file", lambda path, *a, **k: calls.append(path) or real(path, *a, **k)
+    )
+    again = assistant_for(basic).index()
+    assert sorted(calls) == ["README.md", "app/config.py", "app/uploads.py", "server/server.go"]
+    assert again.files_indexed == 4 and again.chunks_embedded == 0, "same texts: cached vectors"

@@ -37,7 +37,7 @@ WRAPPERS = {
 LEADING = {"decorator", "attribute_item", "attribute_list", "annotation", "marker_annotation"}
 MAX_SIGNATURE_LINES = 4
 #: Bumped when the same file would be chunked differently: indexes made before re-chunk their files.
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3
 #: Definitions split into header + members even when they fit, once they hold >= 2 functions.
 CONTAINERS = {"impl", "trait"}
 FUNCTIONS = {"function", "method"}
@@ -273,14 +273,22 @@ def _leading_row(node: Any) -> int:
         node = node.parent
     row = node.start_point.row
     prev = node.prev_named_sibling
+    # a doc block (``/** … */``, ``///``) documents the definition below it across one blank line too
+    # (koa's style); alone it would be a comment-only chunk outranking the code it documents
+    reach = 2 if prev is not None and node.prev_sibling == prev and _doc_block(prev) else 1
     while (
         prev is not None
-        and prev.end_point.row >= row - 1
+        and prev.end_point.row >= row - reach
         and ("comment" in prev.type or prev.type in LEADING)
     ):
         row = prev.start_point.row
         prev = prev.prev_named_sibling
+        reach = 1
     return row
+
+
+def _doc_block(node: Any) -> bool:
+    return "comment" in node.type and (node.text or b"").startswith((b"/**", b"///"))
 
 
 def _signature_end(node: Any, lines: list[str]) -> int:

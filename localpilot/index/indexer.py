@@ -99,7 +99,8 @@ class Indexer:
                 self._count_unchanged(old, stats)
             else:
                 todo.append((path, st, reason))
-        self._read(todo, known, stats, on_progress)
+        # after a chunker or settings change the same bytes may chunk differently: nothing is reused as is
+        self._read(todo, {} if fresh else known, stats, on_progress)
         self._remove(sorted(set(known) - present), stats)
         self.state.set_meta(searchable=time.time())  # keyword and symbol search work from here on
         self._embed_pending(stats, on_progress)
