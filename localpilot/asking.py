@@ -9,6 +9,7 @@ snippets the prompt showed (``localpilot.attribute``): those are its citations.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -193,6 +194,30 @@ def draft_signals(
     }
 
 
+def answer_signals(
+    text: str, snippets: Sequence[Hit], attribution: Attribution
+) -> dict[str, float]:
+    """What the whole answer says about itself against retrieval: does attribution put its claims on the hit
+    the reranker ranked first, and does it name that hit (two experts agreeing), how much of it is supported."""
+    claims = attribution.claims
+    if not snippets:
+        return {"coverage": round(attribution.coverage, 3)}
+    top = snippets[0]
+    on_top = [
+        c
+        for c in claims
+        if c.path == top.path and c.start_line <= top.end_line and c.end_line >= top.start_line
+    ]
+    name = top.symbol.rsplit(".", 1)[-1]
+    return {
+        "coverage": round(attribution.coverage, 3),
+        "top_share": round(len(on_top) / len(claims), 3) if claims else 0.0,
+        "top_cited": float(bool(on_top)),
+        "names_top": float(bool(name) and re.search(rf"\b{re.escape(name)}\b", text) is not None),
+        "best_support": round(max((c.support for c in claims), default=0.0), 3),
+    }
+
+
 def _finish(
     a: Backend,
     route: Route,
@@ -228,7 +253,7 @@ def _finish(
     signals = {
         **draft,
         "mean_logprob": round(draft["mean_logprob"], 4),
-        "coverage": round(attribution.coverage, 3),
+        **answer_signals(text, prompt.snippets, attribution),
     }
     answer = Answer(
         req.question,

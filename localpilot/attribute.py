@@ -29,6 +29,11 @@ CITE_LINES = 8  # most lines one claim's citation spans
 LEXICAL_WEIGHT = 0.6  # support = 0.6 * shared rare terms + 0.4 * vector similarity (rescaled)
 SIM_FLOOR, SIM_CEIL = 0.15, 0.65  # code-minilm cosine of a sentence to unrelated / matching code
 SUPPORTED = 0.3  # support a claim needs to be cited (bench/answer.py: dev questions of requests)
+# Among snippets that support a claim, one the sentence names wins (the model said what it relied on), and
+# retrieval's own ranking breaks near-ties: a sentence restating the question belongs to the snippet that
+# answers the question best (choice = support + NAMED if named + PRIOR * score / best score)
+NAMED = 1.0
+PRIOR = 1.0
 UNSUPPORTED = "[unsupported]"
 COMMENT_MARKS = (
     "//",
@@ -146,13 +151,21 @@ class Attributor:
         bags = [set().union(*rows) if rows else set() for rows in lines]
         idf = _idf(bags)
         sims = self._similarities(claims, snippets)
+        prior = _prior(snippets)
         out = []
         for i, (s, e) in enumerate(spans):
             scores = [_support(terms[i], bag, idf, float(sims[i, j])) for j, bag in enumerate(bags)]
-            j = int(np.argmax(scores))
-            if scores[j] < SUPPORTED:
-                out.append(Claim(claims[i], s, e, support=round(scores[j], 3)))
+            if max(scores) < SUPPORTED:
+                out.append(Claim(claims[i], s, e, support=round(max(scores), 3)))
                 continue
+            j = int(
+                np.argmax(
+                    [
+                        _choice(claims[i], h, sc, p)
+                        for h, sc, p in zip(snippets, scores, prior, strict=True)
+                    ]
+                )
+            )
             hit = snippets[j]
             start, end = _span(hit, terms[i], lines[j], idf)
             out.append(Claim(claims[i], s, e, hit.path, start, end, round(scores[j], 3)))
@@ -166,6 +179,31 @@ class Attributor:
         for row, i in enumerate(missing):
             vecs[i] = fresh[len(claims) + row]
         return np.asarray(fresh[: len(claims)]) @ np.stack([np.asarray(v) for v in vecs]).T
+
+
+def _choice(claim: str, hit: Hit, support: float, prior: float) -> float:
+    """How strongly a claim points at a snippet that supports it (-1: it does not support the claim)."""
+    if support < SUPPORTED:
+        return -1.0
+    return support + NAMED * names(claim, hit.symbol) + PRIOR * prior
+
+
+def names(text: str, symbol: str) -> bool:
+    """Does ``text`` name the symbol's last part: in backticks or as a call at any length, else as a word of
+    at least 4 characters (koa's ``is`` or ``get`` are everyday words)."""
+    name = symbol.rsplit(".", 1)[-1]
+    if not name:
+        return False
+    quoted = re.escape(name)
+    if re.search(rf"`{quoted}(?:\(\))?`|\b{quoted}\(", text):
+        return True
+    return len(name) >= 4 and re.search(rf"\b{quoted}\b", text) is not None
+
+
+def _prior(snippets: Sequence[Hit]) -> list[float]:
+    """Each snippet's retrieval score as a share of the best one's (0 where scores are not positive)."""
+    top = max(h.score for h in snippets)
+    return [max(0.0, h.score) / top if top > 0 else 0.0 for h in snippets]
 
 
 def embed_text(hit: Hit) -> str:

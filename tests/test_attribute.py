@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -171,3 +172,65 @@ def test_a_summarised_header_chunk_is_cited_within_its_lines() -> None:
     attributor = Attributor(HashEmbedder().embed, lambda hits: [None for _ in hits])
     claim = attributor.attribute("The Limiter runs a job from the queue.", [hit]).claims[0]
     assert claim.path == "lib/limiter.js" and 10 <= claim.start_line <= claim.end_line <= 12
+
+
+COOKIES_FROM_DICT = Hit(
+    "requests/cookies.py",
+    583,
+    588,
+    "cookiejar_from_dict",
+    "python",
+    "function",
+    0.8,
+    "def cookiejar_from_dict(cookie_dict, cookiejar=None, overwrite=True):\n"
+    "    if cookiejar is None:\n        cookiejar = RequestsCookieJar()\n    for name in cookie_dict:\n"
+    "        cookiejar.set_cookie(create_cookie(name, cookie_dict[name]))\n    return cookiejar",
+)
+DICT_FROM_COOKIES = Hit(
+    "requests/utils.py",
+    500,
+    504,
+    "dict_from_cookiejar",
+    "python",
+    "function",
+    1.9,
+    "def dict_from_cookiejar(cj):\n    cookie_dict = {}\n    for cookie in cj:\n"
+    "        cookie_dict[cookie.name] = cookie.value\n    return cookie_dict",
+)
+
+
+def _lines_of(hit: Hit) -> Callable[[object], bool]:
+    return lambda c: c.path == hit.path and hit.start_line <= c.start_line <= hit.end_line  # type: ignore[attr-defined]
+
+
+def test_a_claim_naming_a_shown_function_is_cited_to_it_over_better_ranked_code() -> None:
+    ranked_first = replace(COOKIES_FROM_DICT, score=1.9)
+    named = replace(DICT_FROM_COOKIES, score=0.8)
+    attributor = Attributor(HashEmbedder().embed, lambda hits: [None for _ in hits])
+    claim = attributor.attribute(
+        "The `dict_from_cookiejar` function takes a cookie jar and returns a key/value cookie dictionary.",
+        [ranked_first, named],
+    ).claims[0]
+    assert _lines_of(named)(claim), claim
+
+
+def test_a_claim_two_snippets_support_alike_goes_to_the_better_ranked_one() -> None:
+    # the lower-ranked snippet shares slightly more of the sentence's terms; retrieval's order decides
+    attributor = Attributor(HashEmbedder().embed, lambda hits: [None for _ in hits])
+    claim = attributor.attribute(
+        "The cookie dictionary holds each cookie of the jar by name.",
+        [DICT_FROM_COOKIES, COOKIES_FROM_DICT],
+    ).claims[0]
+    assert _lines_of(DICT_FROM_COOKIES)(claim), claim
+
+
+def test_answer_signals_say_whether_the_answer_rests_on_the_best_hit() -> None:
+    from localpilot.asking import answer_signals
+
+    attributor = Attributor(HashEmbedder().embed, lambda hits: [None for _ in hits])
+    text = "The `dict_from_cookiejar` function takes a cookie jar and returns a key/value cookie dictionary."
+    shown = [DICT_FROM_COOKIES, COOKIES_FROM_DICT]
+    on_top = answer_signals(text, shown, attributor.attribute(text, shown))
+    assert on_top["top_cited"] == 1.0 and on_top["names_top"] == 1.0 and on_top["top_share"] == 1.0
+    elsewhere = answer_signals(text, shown[::-1], attributor.attribute(text, shown[::-1]))
+    assert elsewhere["top_cited"] == 0.0 and elsewhere["names_top"] == 0.0

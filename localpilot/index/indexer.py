@@ -99,8 +99,8 @@ class Indexer:
                 self._count_unchanged(old, stats)
             else:
                 todo.append((path, st, reason))
-        # after a chunker or settings change the same bytes may chunk differently: nothing is reused as is
-        self._read(todo, {} if fresh else known, stats, on_progress)
+        # a new chunker cuts the same bytes differently: no file keeps its old chunks (vectors are reused)
+        self._read(todo, {} if self._chunker_changed() else known, stats, on_progress)
         self._remove(sorted(set(known) - present), stats)
         self.state.set_meta(searchable=time.time())  # keyword and symbol search work from here on
         self._embed_pending(stats, on_progress)
@@ -227,6 +227,10 @@ class Indexer:
             f"{filters.RULES_VERSION}:{self.settings.max_file_bytes}:{sorted(self.settings.exclude)}"
             f":c{CHUNKER_VERSION}"
         )
+
+    def _chunker_changed(self) -> bool:
+        previous = self.state.meta().get("fingerprint")
+        return previous is not None and not str(previous).endswith(f":c{CHUNKER_VERSION}")
 
     def _settings_changed(self) -> bool:
         """True when files must be re-examined even if their bytes did not change (no re-embedding follows)."""
