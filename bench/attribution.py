@@ -123,7 +123,7 @@ def answer_features(a: Any, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         cites = sources(it["text"], it["visible"], att)
         label = any(inside(c, it["q"]) for c in cites) or bool(it["row"]["names_target"])
         feats = it["row"]["signals"] | answer_signals(it["text"], it["visible"], att)
-        rows.append({"label": label, "signals": feats})
+        rows.append({"label": label, "names_target": it["row"]["names_target"], "signals": feats})
     names = sorted({k for r in rows for k in r["signals"]})
     labels = [r["label"] for r in rows]
     aurocs = {}

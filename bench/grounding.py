@@ -198,6 +198,16 @@ def eval_sets(work: Path, per_repo: int) -> dict[str, tuple[Path, list[Question]
     return sets
 
 
+def dev_js_set(work: Path) -> tuple[Path, list[Question]]:
+    """koa: 30 questions written the evaluation sets' way from its JSDoc (a JavaScript dev set)."""
+    root = work / "koa"
+    if not (root / ".git").is_dir():
+        js_repo(root, "koa", "2.16.1")
+        init_repo(root)
+    found = brace_questions(root, ".js")
+    return root, random.Random(16).sample(found, min(30, len(found)))
+
+
 def dev_set(work: Path, n_auto: int = 30) -> tuple[Path, list[Question]]:
     """requests: the hand-written questions, as many written the evaluation sets' way from other documented
     functions (the harder kind, so that the fit sees wrong answers too), and the unanswerable ones."""
@@ -419,16 +429,13 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     if (
         args.dev_js
     ):  # a JavaScript dev set (koa): looked at to improve attribution, never the evaluation repos
-        root = work / "koa"
-        if not (root / ".git").is_dir():
-            js_repo(root, "koa", "2.16.1")
-            init_repo(root)
-        found = brace_questions(root, ".js")
-        questions = random.Random(16).sample(found, min(30, len(found)))
+        root, questions = dev_js_set(work)
         a = assistant(root, work)
         rows = run_set(a, questions, "small")
         report["dev_js"] = {"summary": summarize(rows), "rows": rows}
         a.close()
+    elif args.fit_answer:
+        report |= fit_answer(work)
     elif args.gate or args.fit_gate:
         report |= gate(work, args.per_repo, args.fit_gate)
     elif args.fit:
@@ -520,6 +527,93 @@ def gate_scores(rows: Sequence[dict[str, Any]], questions: Sequence[Question], m
     }
 
 
+ANSWER = ("names_top", "top_share", "rerank_margin")
+
+
+def fit_answer(work: Path) -> dict[str, Any]:
+    """The whole-answer check, fitted on the dev sets' small answers (requests, koa; never the evaluation
+    repos): does the answer name the target, from signals that need no target (it names the reranker's best
+    hit, attribution's share of claims there, the reranker's margin). Written to ``[answer]``; then the big
+    model answers the dev questions the check rejects, beside the small answers (does escalating help?)."""
+    from localpilot.confidence import Confidence
+
+    report: dict[str, Any] = {}
+    rows, sets = [], []
+    for root, questions in (dev_set(work), dev_js_set(work)):
+        a = assistant(root, work)
+        a.router.confidence = Confidence(None, None)
+        answerable = [q for q in questions if q.path]
+        got = run_set(a, answerable, "small")
+        rows += got
+        sets.append((a, answerable, got))
+    model = fit([r for r in rows if not r["not_found"]], ANSWER, "names_target", None)
+    write_section("answer", model)
+    report["answer"] = model.__dict__
+    for (a, answerable, small), name in zip(sets, ("requests", "koa"), strict=True):
+        report[name] = escalation(a, model, answerable, small)
+        a.close()
+    return report
+
+
+def escalation(
+    a: Any, model: Any, questions: Sequence[Question], small: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """Small answers, the ones the whole-answer check rejects answered again by the big model, and the
+    routed result (small where accepted, big where rejected) on the same questions."""
+    from localpilot.confidence import Confidence
+    from localpilot.router import Router
+
+    router = Router(confidence=Confidence(None, None, model), big_available=True)
+    rejected = [i for i, r in enumerate(small) if router.judge_answer(r["signals"]) is not None]
+    big = run_set(a, [questions[i] for i in rejected], "big") if a.parts.has_big() else []
+    by_index = dict(zip(rejected, big, strict=False))
+    routed = [by_index.get(i, r) for i, r in enumerate(small)]
+    labels = [r["names_target"] for r in small if not r["not_found"]]
+    p = [model.probability(r["signals"]) for r in small if not r["not_found"]]
+    return {
+        "auroc_names_target": _auroc(labels, p),
+        "escalated": len(rejected),
+        "small": _judged(small),
+        "big_on_escalated": _judged(big),
+        "small_on_escalated": _judged([small[i] for i in rejected]),
+        "routed": _judged(routed)
+        | {"wall_s": round(sum(r["wall_s"] for r in small) + sum(r["wall_s"] for r in big), 1)},
+        "big_rows": big,
+    }
+
+
+def _judged(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    n = max(1, len(rows))
+    return {
+        "questions": len(rows),
+        "names_target": round(sum(bool(r["names_target"]) for r in rows) / n, 3),
+        "cites_inside": round(sum(bool(r["cites_inside"]) for r in rows) / n, 3),
+        "correct": round(sum(bool(r["correct"]) for r in rows) / n, 3),
+        "wall_s": round(sum(r["wall_s"] for r in rows), 1),
+    }
+
+
+def _auroc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    return round(float(roc_auc_score(labels, scores)), 3) if len(set(labels)) == 2 else None
+
+
+def write_section(name: str, model: Any) -> None:
+    """``[name]`` of models/confidence.toml replaced by ``model`` (added when absent; comments kept)."""
+    import tomlkit
+
+    path = ROOT / "models" / "confidence.toml"
+    doc = tomlkit.parse(path.read_text())
+    fitted = tomlkit.parse(model.to_toml(name))[name]
+    if name not in doc:
+        doc[name] = fitted
+    else:
+        for key, value in fitted.items():
+            doc[name][key] = value  # type: ignore[index]
+    path.write_text(tomlkit.dumps(doc))
+
+
 def write_answerable(model: Any) -> None:
     import tomlkit
 
@@ -558,6 +652,9 @@ def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
             "rows": rows,
             "auroc_correct": auroc(rows, confidence.correct) if confidence.correct else None,
         }
+        if confidence.answer is not None:
+            small_rows = [r for r in rows if r["target"]]
+            part["answer_check"] = escalation(a, confidence.answer, answerable, small_rows)
         if n_big and a.parts.has_big():
             big = run_set(a, answerable[:n_big], "big")
             small_part = [r for r in rows if r["target"]][:n_big]
@@ -593,6 +690,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument(
         "--fit-gate", action="store_true", help="--gate, and write [answerable] to confidence.toml"
+    )
+    p.add_argument(
+        "--fit-answer",
+        action="store_true",
+        help="fit the whole-answer check on the dev sets, write [answer], and try the big model where it says no",
     )
     p.add_argument("--per-repo", type=int, default=40)
     p.add_argument(

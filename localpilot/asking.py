@@ -177,7 +177,23 @@ def _generate(a: Backend, route: Route, req: Request) -> Iterator[AskEvent]:
     if probe and tokens:  # the whole answer fit in the probe window
         first_shown = time.perf_counter()
         yield from (AskEvent("token", t.text) for t in tokens)
-    yield _finish(a, route, req, prompt, tokens, gen, first_shown)
+    done = _finish(a, route, req, prompt, tokens, gen, first_shown)
+    again = _recheck(a, route, req, done)
+    if again is None:
+        yield done
+        return
+    req.conversation.turns.pop()  # the small answer is replaced, not kept as a turn
+    yield AskEvent("escalate", again.reason)
+    yield from _generate(a, again, replace(req, forced=True, escalated_from=gen.name))
+
+
+def _recheck(a: Backend, route: Route, req: Request, done: AskEvent) -> Route | None:
+    """The big model's route when the small model's finished answer does not rest on the best match."""
+    if route.expert != "small" or req.forced or done.answer is None:
+        return None
+    if req.cancel is not None and req.cancel.is_set():
+        return None
+    return a.router.judge_answer(done.answer.signals)
 
 
 def draft_signals(

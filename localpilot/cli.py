@@ -413,11 +413,18 @@ def _offer_to_index(assistant: Any) -> bool:
 
 
 def _show_answer(events: Any, as_json: bool) -> None:
+    shown = False
     for event in events:
         if event.kind in {"route", "escalate"} and not as_json:
             print(f"[{event.kind}] {event.text}", file=sys.stderr, flush=True)
+            if (
+                event.kind == "escalate" and shown
+            ):  # the big model's answer follows what was printed
+                print("\n", flush=True)
+            shown = False
         elif event.kind == "token" and not as_json:
             print(event.text, end="", flush=True)
+            shown = True
         elif event.kind == "done" and event.answer is not None:
             _show_done(event.answer, as_json)
 

@@ -9,6 +9,10 @@ requests sdist; never the evaluation repositories) and stored in ``models/confid
 * ``correct``, on the small model's held-back first tokens: will this draft be right? Retrieval's signals
   plus the draft's mean log-probability and how much of it the shown snippets support (attribution). Below its
   threshold the request escalates to the big model when one is installed.
+* ``answer``, on the small model's whole answer: is it about the code retrieval found? Whether it names the
+  reranker's best hit and how much of it attribution puts there, with the reranker's margin. Below its
+  threshold the big model answers again (``bench/grounding.py --fit-answer``: fitted on dev answers, judged
+  on held-out ones).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class Logistic:
 class Confidence:
     answerable: Logistic | None
     correct: Logistic | None
+    answer: Logistic | None = None
 
     @classmethod
     def load(cls, path: Path | None = None) -> Confidence:
@@ -65,7 +70,11 @@ class Confidence:
             data = read_toml(path)
         except (OSError, ValueError):
             return cls(None, None)
-        return cls(logistic_from(data.get("answerable")), logistic_from(data.get("correct")))
+        return cls(
+            logistic_from(data.get("answerable")),
+            logistic_from(data.get("correct")),
+            logistic_from(data.get("answer")),
+        )
 
 
 def logistic_from(section: object) -> Logistic | None:

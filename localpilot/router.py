@@ -6,7 +6,9 @@ Decisions use cheap signals only, never another LLM call:
 2. the nearest example requests in ``models/router.toml`` under the index's own embedder (~5 ms);
 3. after retrieval: how much relevant code there is (long context escalates);
 4. while answering: the small model's mean token log-probability over its first tokens (low confidence
-   escalates before anything was shown).
+   escalates before anything was shown);
+5. after the small model's answer: does it rest on the best match (``Confidence.answer``)? If not, the big
+   model answers again.
 """
 
 from __future__ import annotations
@@ -154,6 +156,20 @@ class Router:
             "search",
             f"not found in this repository: the best match is weak (reranker "
             f"{signals.get('rerank_best', 0.0):.2f}; answerable p={p:.2f} < {model.threshold:.2f})",
+        )
+
+    def judge_answer(self, signals: Mapping[str, float]) -> Route | None:
+        """The big model's route when the small model's whole answer is likely not about the code retrieval
+        found (it does not name the best hit, attribution puts little of it there), else None."""
+        model = self.confidence.answer
+        if model is None or not self.big_available or not model.says_no(signals):
+            return None
+        p = model.probability(signals)
+        return Route(
+            "big",
+            f"the small model's answer does not rest on the best match (p={p:.2f} < "
+            f"{model.threshold:.2f}: names it {signals.get('names_top', 0.0):.0f}, share of claims on it "
+            f"{signals.get('top_share', 0.0):.2f})",
         )
 
     def judge_draft(self, signals: Mapping[str, float]) -> Route | None:

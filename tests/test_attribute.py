@@ -234,3 +234,40 @@ def test_answer_signals_say_whether_the_answer_rests_on_the_best_hit() -> None:
     assert on_top["top_cited"] == 1.0 and on_top["names_top"] == 1.0 and on_top["top_share"] == 1.0
     elsewhere = answer_signals(text, shown[::-1], attributor.attribute(text, shown[::-1]))
     assert elsewhere["top_cited"] == 0.0 and elsewhere["names_top"] == 0.0
+
+
+def test_a_small_answer_that_ignores_the_best_match_is_answered_again_by_the_big_model(
+    make_repo: Callable[..., Repo], minilm: SentenceTransformerEmbedder
+) -> None:
+    from localpilot.answer import Conversation
+    from localpilot.confidence import Confidence, Logistic
+
+    repo = make_repo({"routing.py": ROUTES, "mail.py": MAIL})
+    small = ScriptedGenerator(script="Mail is sent with an attachment by the message helpers here.")
+    big = ScriptedGenerator(
+        script="route_pattern compiles each {name:kind} part into a named group."
+    )
+    a = Assistant(
+        repo.root,
+        load_settings(repo.root),
+        embedder=minilm,
+        generators={"small": small, "big": big},
+    )
+    try:
+        a.index()
+        # p < 0.5 unless the answer names the best hit
+        a.router.confidence = Confidence(None, None, Logistic(("names_top",), (4.0,), -2.0, 0.5))
+        conversation = Conversation()
+        events = list(a.ask("How is a route path turned into a regular expression?", conversation))
+        kinds = [e.kind for e in events]
+        assert "escalate" in kinds and kinds[-1] == "done"
+        done = events[-1].answer
+        assert done is not None and done.expert == "big" and done.escalated_from
+        assert "route_pattern" in done.text and done.signals["names_top"] == 1.0
+        assert len(conversation.turns) == 1 and "route_pattern" in conversation.turns[0].answer
+        kept = a.ask(
+            "How is a route path turned into a regular expression?", expert="small"
+        ).result()
+        assert kept.expert == "small"  # asking an expert by name is never re-answered
+    finally:
+        a.close()

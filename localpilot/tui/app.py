@@ -198,6 +198,11 @@ class LocalpilotApp(App[None]):
                         self.call_from_thread(self._append, md, pending)  # type: ignore[arg-type]  # textual's stub
                         pending, flushed = "", time.monotonic()
                 elif event.kind in {"route", "escalate"}:
+                    if (
+                        event.kind == "escalate"
+                    ):  # what was shown is replaced by the big model's answer
+                        pending = ""
+                        self.call_from_thread(self._restart, md)  # type: ignore[arg-type]
                     self.call_from_thread(meta.update, Text(f"{event.kind}: {event.text}"))
                 elif event.kind == "done" and event.answer is not None:
                     self.call_from_thread(self._done, event.answer, md, meta, cancel.is_set())  # type: ignore[arg-type]
@@ -212,6 +217,9 @@ class LocalpilotApp(App[None]):
             self.call_from_thread(self._failed, meta, str(exc))
         finally:
             self.call_from_thread(self._idle)
+
+    async def _restart(self, md: Markdown) -> None:
+        await md.update("")
 
     async def _append(self, md: Markdown, text: str) -> None:
         await md.append(text)
