@@ -556,7 +556,11 @@ def fit_answer(work: Path) -> dict[str, Any]:
 
 
 def escalation(
-    a: Any, model: Any, questions: Sequence[Question], small: Sequence[dict[str, Any]]
+    a: Any,
+    model: Any,
+    questions: Sequence[Question],
+    small: Sequence[dict[str, Any]],
+    big_all: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """Small answers, the ones the whole-answer check rejects answered again by the big model, and the
     routed result (small where accepted, big where rejected) on the same questions."""
@@ -565,7 +569,12 @@ def escalation(
 
     router = Router(confidence=Confidence(None, None, model), big_available=True)
     rejected = [i for i, r in enumerate(small) if router.judge_answer(r["signals"]) is not None]
-    big = run_set(a, [questions[i] for i in rejected], "big") if a.parts.has_big() else []
+    if len(big_all) == len(
+        small
+    ):  # every question was answered by the big model too: the same answers
+        big = [big_all[i] for i in rejected]
+    else:
+        big = run_set(a, [questions[i] for i in rejected], "big") if a.parts.has_big() else []
     by_index = dict(zip(rejected, big, strict=False))
     routed = [by_index.get(i, r) for i, r in enumerate(small)]
     labels = [r["names_target"] for r in small if not r["not_found"]]
@@ -579,7 +588,7 @@ def escalation(
         "routed": _judged(routed)
         | {"wall_s": round(sum(r["wall_s"] for r in small) + sum(r["wall_s"] for r in big), 1)},
         "big_rows": big,
-    }
+    } | ({"always_big": _judged(big_all)} if len(big_all) == len(small) else {})
 
 
 def _judged(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -634,7 +643,7 @@ def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
         candidate = logistic_from(
             read_toml(ROOT / "models" / "confidence.toml").get("correct_candidate")
         )
-        confidence = Confidence(confidence.answerable, candidate)
+        confidence = Confidence(confidence.answerable, candidate, confidence.answer)
     report: dict[str, Any] = {}
     embedder = small = None
     everything: list[dict[str, Any]] = []
@@ -652,11 +661,13 @@ def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
             "rows": rows,
             "auroc_correct": auroc(rows, confidence.correct) if confidence.correct else None,
         }
-        if confidence.answer is not None:
-            small_rows = [r for r in rows if r["target"]]
-            part["answer_check"] = escalation(a, confidence.answer, answerable, small_rows)
+        big: list[dict[str, Any]] = []
         if n_big and a.parts.has_big():
             big = run_set(a, answerable[:n_big], "big")
+        if confidence.answer is not None:
+            small_rows = [r for r in rows if r["target"]]
+            part["answer_check"] = escalation(a, confidence.answer, answerable, small_rows, big)
+        if big:
             small_part = [r for r in rows if r["target"]][:n_big]
             part["small_big_routed"] = {
                 "small": accuracy(small_part),
