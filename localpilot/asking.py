@@ -9,7 +9,6 @@ snippets the prompt showed (``localpilot.attribute``): those are its citations.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,7 +30,7 @@ from localpilot.answer import (
     search_answer_text,
     sources,
 )
-from localpilot.attribute import Attribution, Attributor
+from localpilot.attribute import Attribution, Attributor, names
 from localpilot.config import Settings
 from localpilot.experts.llm import Generator, Token
 from localpilot.retrieve import Retriever
@@ -224,12 +223,11 @@ def answer_signals(
         for c in claims
         if c.path == top.path and c.start_line <= top.end_line and c.end_line >= top.start_line
     ]
-    name = top.symbol.rsplit(".", 1)[-1]
     return {
         "coverage": round(attribution.coverage, 3),
         "top_share": round(len(on_top) / len(claims), 3) if claims else 0.0,
         "top_cited": float(bool(on_top)),
-        "names_top": float(bool(name) and re.search(rf"\b{re.escape(name)}\b", text) is not None),
+        "names_top": float(names(text, top.symbol)),
         "best_support": round(max((c.support for c in claims), default=0.0), 3),
     }
 
