@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _corpus import emit, run_bench
-from grounding import Question, assistant, inside, shown
+from grounding import Question, assistant, in_prompt, inside, shown
 
 ROOTS = {"dev": "requests", "dev_js": "koa"}
 MARK = re.compile(r" \[(?:unsupported|[^\]\s]+:\d+-\d+)\]")
@@ -63,7 +63,7 @@ def score_prior(
     from localpilot.answer import sources
 
     attribute.PRIOR, attribute.NAMED = prior, named
-    given = [it for it in items if _in_prompt(it["q"], it["visible"])]
+    given = [it for it in items if in_prompt(it["q"], it["visible"])]
     inside_n, shown_n, cites_n, misses, on_named = 0, 0, 0, [], []
     for it in given:
         attribution = a.parts.attributor.attribute(it["text"], it["visible"])
@@ -117,7 +117,7 @@ def answer_features(a: Any, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     rows = []
     for it in items:
-        if not _in_prompt(it["q"], it["visible"]):
+        if not in_prompt(it["q"], it["visible"]):
             continue
         att = a.parts.attributor.attribute(it["text"], it["visible"])
         cites = sources(it["text"], it["visible"], att)
@@ -132,13 +132,6 @@ def answer_features(a: Any, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
             values = [float(r["signals"].get(n, 0.0)) for r in rows]
             aurocs[n] = round(float(roc_auc_score(labels, values)), 3)
     return {"answers": len(rows), "correct": sum(labels), "auroc": aurocs, "rows": rows}
-
-
-def _in_prompt(q: Question, visible: Sequence[Any]) -> bool:
-    return any(
-        h.path == q.path and h.start_line <= q.end_line and h.end_line >= q.start_line
-        for h in visible
-    )
 
 
 def _run(args: argparse.Namespace, work: Path) -> int:

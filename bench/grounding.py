@@ -234,6 +234,13 @@ def inside(c: Any, q: Question) -> bool:
     return overlap > 0 and overlap * 2 >= c.end_line - c.start_line + 1
 
 
+def in_prompt(q: Question, hits: Sequence[Any]) -> bool:
+    """Some shown snippet overlaps the target."""
+    return any(
+        h.path == q.path and h.start_line <= q.end_line and h.end_line >= q.start_line for h in hits
+    )
+
+
 def shown(c: Any, hits: Sequence[Any]) -> bool:
     return any(
         h.path == c.path and h.start_line <= c.start_line and c.end_line <= h.end_line for h in hits
@@ -257,10 +264,7 @@ def score(q: Question, answer: Any) -> dict[str, Any]:
     name = q.symbol.rsplit(".", 1)[-1]
     legacy = [c for c in answer.citations if c.how != "attributed"]
     row |= {
-        "in_prompt": any(
-            h.path == q.path and h.start_line <= q.end_line and h.end_line >= q.start_line
-            for h in answer.hits
-        ),
+        "in_prompt": in_prompt(q, answer.hits),
         "cites_inside": any(inside(c, q) for c in answer.citations),
         "legacy_cites_inside": any(inside(c, q) for c in legacy),
         "names_target": bool(re.search(rf"\b{re.escape(name)}\b", answer.text)),
@@ -624,14 +628,7 @@ def write_section(name: str, model: Any) -> None:
 
 
 def write_answerable(model: Any) -> None:
-    import tomlkit
-
-    path = ROOT / "models" / "confidence.toml"
-    doc = tomlkit.parse(path.read_text())
-    fitted = tomlkit.parse(model.to_toml("answerable"))["answerable"]
-    for key, value in fitted.items():  # in place: the comments around the table stay
-        doc["answerable"][key] = value  # type: ignore[index]
-    path.write_text(tomlkit.dumps(doc))
+    write_section("answerable", model)
 
 
 def evaluate(work: Path, per_repo: int, n_big: int) -> dict[str, Any]:
