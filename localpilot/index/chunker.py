@@ -37,7 +37,7 @@ WRAPPERS = {
 LEADING = {"decorator", "attribute_item", "attribute_list", "annotation", "marker_annotation"}
 MAX_SIGNATURE_LINES = 4
 #: Bumped when the same file would be chunked differently: indexes made before re-chunk their files.
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4
 #: Definitions split into header + members even when they fit, once they hold >= 2 functions.
 CONTAINERS = {"impl", "trait"}
 FUNCTIONS = {"function", "method"}
@@ -248,8 +248,12 @@ def _from_match(language: str, captures: dict[str, list[Any]], lines: list[str])
         return None
     node = captures[key][0]
     name = names[0].text.decode("utf-8", "replace")
+    if names[0].type == "string":  # `{ "parse": function () {} }`
+        name = name.strip("'\"`")
     if language == "go" and node.type == "method_declaration":
         name = _go_receiver(node, name)
+    elif node.type == "expression_statement":  # `Foo.prototype.bar = function`: Foo.bar
+        name = _assigned_name(name)
     end = node.end_point.row - (
         node.end_point.column == 0 and node.end_point.row > node.start_point.row
     )
@@ -308,6 +312,17 @@ def _go_receiver(node: Any, name: str) -> str:
     for ident in re.findall(rb"[A-Za-z_][A-Za-z0-9_]*", receiver.text or b"")[1:]:
         return f"{ident.decode()}.{name}"
     return name
+
+
+def _assigned_name(target: str) -> str:
+    """The symbol of a function assigned to ``target``: ``Foo.prototype.bar`` is ``Foo.bar``, ``exports.f``
+    and ``module.exports.f`` are ``f``, ``this.f`` is ``f``; ``module.exports`` itself stays."""
+    parts = [p for p in re.sub(r"\s+", "", target).split(".") if p != "prototype"]
+    for lead in (["module", "exports"], ["exports"], ["this"]):
+        if parts[: len(lead)] == lead and len(parts) > len(lead):
+            parts = parts[len(lead) :]
+            break
+    return ".".join(parts)
 
 
 def _fold_overloads(defs: list[_Def]) -> list[_Def]:
