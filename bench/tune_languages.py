@@ -8,7 +8,11 @@ and each (query, chunk) reranker score once (``tune_retrieval.CachedReranker``);
 fused ranking with no reranker. The best setting is the highest mean of MRR@10 and R@10; the shipped one is
 printed beside it, from the same run.
 
-Usage: .venv/bin/python bench/tune_languages.py [--languages typescript go] [--out bench/results-tune-languages.json]
+``--anonymous 1 0.8 0.6`` also scores factors for code outside every definition (imports, module constants),
+at the shipped blend.
+
+Usage: .venv/bin/python bench/tune_languages.py [--languages typescript go] [--anonymous 1 0.8]
+       [--out bench/results-tune-languages.json]
 """
 
 from __future__ import annotations
@@ -41,7 +45,9 @@ def dev_corpus(dest: Path, language: str) -> Corpus:
     return build_language(dest, language, sources=DEV_PACKAGES[language])
 
 
-def tune_language(work: Path, language: str, max_queries: int, seed: int) -> dict[str, Any]:
+def tune_language(
+    work: Path, language: str, max_queries: int, seed: int, anonymous: Sequence[float] = ()
+) -> dict[str, Any]:
     from localpilot.config import load_settings
     from localpilot.retrieve import clean_query
     from localpilot.service import Assistant
@@ -59,12 +65,17 @@ def tune_language(work: Path, language: str, max_queries: int, seed: int) -> dic
         queries = [clean_query(t.query or "") for t in targets]
         channels = [retriever.channels(q) for q in queries]
 
-        def score(blend: float | None) -> dict[str, float]:
+        def score(blend: float | None, weight: float | None = None) -> dict[str, float]:
             retriever.reranker = None if blend is None else reranker  # type: ignore[assignment]
-            retriever.config = dataclasses.replace(shipped, rerank_blend=blend or 0.0)
+            retriever.config = dataclasses.replace(
+                shipped,
+                rerank_blend=blend or 0.0,
+                anonymous_weight=shipped.anonymous_weight if weight is None else weight,
+            )
             return rank_metrics(retriever, queries, channels, targets)
 
         grid = [{"blend": "off" if b is None else b, **score(b)} for b in BLENDS]
+        weights = [{"anonymous_weight": w, **score(shipped.rerank_blend, w)} for w in anonymous]
         retriever.config, retriever.reranker = shipped, reranker.inner
     best = max(grid, key=lambda g: g["mrr@10"] + g["r@10"])
     return {
@@ -75,6 +86,8 @@ def tune_language(work: Path, language: str, max_queries: int, seed: int) -> dic
         "shipped_blend": shipped.rerank_blend,
         "best": best,
         "grid": grid,
+        "shipped_anonymous_weight": shipped.anonymous_weight,
+        "anonymous": weights,
     }
 
 
@@ -88,6 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     ap.add_argument("--max-queries", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--anonymous",
+        nargs="*",
+        type=float,
+        default=[],
+        help="also score these factors for chunks outside every definition, at the shipped blend",
+    )
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -95,12 +115,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="lp-tune-lang-") as tmp:
         for language in args.languages:
             report["languages"][language] = tune_language(
-                Path(tmp), language, args.max_queries, args.seed
+                Path(tmp), language, args.max_queries, args.seed, args.anonymous
             )
     print(f"{'language':<12} {'queries':>7}  " + "  ".join(f"{b!s:>13}" for b in BLENDS))
     for language, r in report["languages"].items():
         cells = "  ".join(f"{g['mrr@10']:.3f} / {g['r@10']:.3f}" for g in r["grid"])
         print(f"{language:<12} {r['queries']:>7}  {cells}   best {r['best']['blend']}")
+    for language, r in report["languages"].items():
+        if r["anonymous"]:
+            cells = "  ".join(
+                f"{g['anonymous_weight']}: {g['mrr@10']:.3f} / {g['r@10']:.3f}"
+                for g in r["anonymous"]
+            )
+            print(f"{language:<12} anonymous weight  {cells}")
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))
     return 0

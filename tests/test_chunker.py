@@ -317,3 +317,50 @@ def test_go_comment_after_a_blank_line_is_not_a_doc_comment(
     chunks = chunk_file("p.go", text, "go", minilm.count_tokens, budget=200)
     add = next(c for c in chunks if c.symbol == "Add")
     assert (add.start_line, add.end_line) == (5, 8), chunks
+
+
+COMMONJS_STYLE = """\
+'use strict';
+var utils = require('./utils');
+
+function DataReader(data) {
+    this.data = data;
+    this.index = 0;
+}
+
+DataReader.prototype = {
+    checkOffset: function(offset) {
+        this.checkIndex(this.index + offset);
+    },
+    'setIndex': function(newIndex) {
+        this.index = newIndex;
+    },
+};
+
+DataReader.prototype.skip = function(n) {
+    this.setIndex(this.index + n);
+};
+
+exports.inherits = function (ctor, superCtor) {
+    ctor.prototype = Object.create(superCtor.prototype);
+};
+
+module.exports.load = (data) => new DataReader(data);
+"""
+
+
+@pytest.mark.parametrize("name", ["reader.js", "reader.ts"])
+def test_functions_assigned_to_properties_are_definitions(
+    name: str, minilm: SentenceTransformerEmbedder
+) -> None:
+    chunks = chunk_file(name, COMMONJS_STYLE, detect_language(name), minilm.count_tokens, budget=40)
+    spans = {c.symbol: (c.start_line, c.end_line) for c in chunks if c.kind != "header"}
+    assert spans["DataReader.checkOffset"] == (10, 12), chunks
+    assert spans["DataReader.setIndex"] == (13, 15), chunks
+    assert spans["DataReader.skip"] == (18, 20), chunks
+    assert spans["inherits"] == (22, 24), chunks
+    assert spans["load"] == (26, 26), chunks
+    whole = chunk_file(name, COMMONJS_STYLE, detect_language(name), minilm.count_tokens, budget=200)
+    assert ("DataReader", "class", 9, 16) in {
+        (c.symbol, c.kind, c.start_line, c.end_line) for c in whole
+    }

@@ -185,3 +185,28 @@ def test_definitions_are_found_by_the_last_part_of_a_symbol(make_repo: Callable[
     (long,) = a.retriever.definitions(["long_one"])  # split into windows: the first one, once
     assert long.start_line == 1 and long.end_line < 401
     a.close()
+
+
+def test_code_outside_definitions_ranks_below_a_definition_it_outscores_by_a_little(
+    make_repo: Callable[..., Repo],
+) -> None:
+    """Logic test with the fakes: an import block that names a function more often than its definition
+    does outranks it at an even weight; scaled as code outside every definition, it comes second."""
+    import dataclasses
+
+    repo = make_repo(
+        {
+            "use.js": "import { pumpEncodedStream } from './codec'\n"
+            "const pumpLimit = pumpEncodedStream.limit(pumpEncodedStream)\n",
+            "codec.js": "function pumpEncodedStream(reader) {\n  return reader\n}\n",
+        }
+    )
+    a = _indexed_with_fakes(repo)
+    hits = a.search("pumpEncodedStream limit", k=5)
+    assert [h.path for h in hits] == ["codec.js", "use.js"], hits
+    assert hits[1].symbol == "" and hits[1].score < hits[0].score
+    level = dataclasses.replace(a.retriever.config, anonymous_weight=1.0)
+    a.retriever.config = level
+    raised = a.search("pumpEncodedStream limit", k=5)
+    assert [h.path for h in raised] == ["use.js", "codec.js"], raised
+    a.close()
