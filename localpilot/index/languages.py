@@ -89,5 +89,6 @@ def grammar(language: str) -> Grammar:
     spec = _table()[language]
     module = importlib.import_module(spec["module"])
     lang = Language(getattr(module, spec["function"])())
-    source = (data_dir("grammars") / spec["query"]).read_text(encoding="utf-8")
+    files = [spec["query"]] if isinstance(spec["query"], str) else spec["query"]
+    source = "\n".join((data_dir("grammars") / f).read_text(encoding="utf-8") for f in files)
     return Grammar(name=language, language=lang, query=Query(lang, source))
